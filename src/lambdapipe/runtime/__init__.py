@@ -1,0 +1,1 @@
+"""Runtime: local services, processes and the lambdapipe home directory."""

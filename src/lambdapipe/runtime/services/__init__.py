@@ -1,0 +1,1 @@
+"""The local services, one module each, behind the `Service` interface."""

@@ -1,0 +1,239 @@
+"""Typed settings: every endpoint, path and secret lambdapipe uses, in one frozen object.
+
+Values come from environment variables prefixed `LAMBDAPIPE_` (nested with `__`, e.g.
+`LAMBDAPIPE_KAFKA__BOOTSTRAP_SERVERS`), then from `<home>/secrets.env` (written by the local
+profile on first use with random passwords), then from the defaults below. Secrets are
+`SecretStr`: they never appear in reprs or logs, and none is written in code.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Profile = Literal["local", "cluster"]
+
+SECRET_FIELDS = (
+    "POSTGRES__ADMIN_PASSWORD",
+    "POSTGRES__APP_PASSWORD",
+    "POSTGRES__DEBEZIUM_PASSWORD",
+    "POSTGRES__CATALOG_PASSWORD",
+    "POSTGRES__REGISTRY_PASSWORD",
+    "S3__SECRET_ACCESS_KEY",
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PostgresSettings(_Section):
+    """PostgreSQL: one server, a database and a role per concern."""
+
+    host: str = "127.0.0.1"
+    port: int = 15432
+    admin_user: str = "lambdapipe_admin"
+    admin_password: SecretStr = SecretStr("")
+    app_user: str = "shop_app"
+    app_password: SecretStr = SecretStr("")
+    app_database: str = "shop"
+    debezium_user: str = "debezium"
+    debezium_password: SecretStr = SecretStr("")
+    catalog_user: str = "iceberg_catalog"
+    catalog_password: SecretStr = SecretStr("")
+    catalog_database: str = "iceberg_catalog"
+    registry_user: str = "apicurio"
+    registry_password: SecretStr = SecretStr("")
+    registry_database: str = "apicurio"
+
+
+class KafkaSettings(_Section):
+    """Kafka: local KRaft nodes listen on `port + 100 * i` (controller on the next port)."""
+
+    bootstrap_servers: str = ""
+    host: str = "127.0.0.1"
+    port: int = 9092
+    nodes: int = 1
+    partitions: int = 6
+    heap: str = "384m"
+    events_topic: str = "events"
+    transactions_topic: str = "transactions"
+    dlq_topic: str = "events.dlq"
+    cdc_topic_prefix: str = "shop"
+
+    def broker_port(self, index: int) -> int:
+        return self.port + 100 * index
+
+    def controller_port(self, index: int) -> int:
+        return self.port + 100 * index + 1
+
+    @property
+    def bootstrap(self) -> str:
+        if self.bootstrap_servers:
+            return self.bootstrap_servers
+        return ",".join(f"{self.host}:{self.broker_port(i)}" for i in range(self.nodes))
+
+
+class ConnectSettings(_Section):
+    """Kafka Connect distributed worker (runs Debezium)."""
+
+    url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8083
+    heap: str = "384m"
+    group_id: str = "lambdapipe-connect"
+
+    @property
+    def endpoint(self) -> str:
+        return self.url or f"http://{self.host}:{self.port}"
+
+
+class RegistrySettings(_Section):
+    """Apicurio Registry, used through its Confluent-compatible API."""
+
+    url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8081
+    heap: str = "256m"
+
+    @property
+    def endpoint(self) -> str:
+        return self.url or f"http://{self.host}:{self.port}"
+
+    @property
+    def ccompat(self) -> str:
+        return f"{self.endpoint}/apis/ccompat/v7"
+
+
+class S3Settings(_Section):
+    """S3 endpoint (S3Proxy locally) and the lake bucket."""
+
+    endpoint_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 9000
+    region: str = "us-east-1"
+    access_key_id: str = "lambdapipe"
+    secret_access_key: SecretStr = SecretStr("")
+    bucket: str = "lakehouse"
+    heap: str = "192m"
+
+    @property
+    def endpoint(self) -> str:
+        return self.endpoint_url or f"http://{self.host}:{self.port}"
+
+
+class PrometheusSettings(_Section):
+    """Prometheus server, and the JMX exporter ports of the JVM services."""
+
+    url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 19090
+    scrape_interval: str = "5s"
+    kafka_exporter_port: int = 7071
+    connect_exporter_port: int = 7081
+
+    @property
+    def endpoint(self) -> str:
+        return self.url or f"http://{self.host}:{self.port}"
+
+
+class Settings(BaseSettings):
+    """All of lambdapipe's configuration. Build it with `get_settings()`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LAMBDAPIPE_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="ignore",
+    )
+
+    profile: Profile = "local"
+    home: Path = Path(".lambdapipe")
+    # Shifts every local port: lets a second stack (e.g. the test suite) run beside the first.
+    port_offset: int = 0
+    ready_timeout_s: float = 90.0
+
+    postgres: PostgresSettings = PostgresSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    connect: ConnectSettings = ConnectSettings()
+    registry: RegistrySettings = RegistrySettings()
+    s3: S3Settings = S3Settings()
+    prometheus: PrometheusSettings = PrometheusSettings()
+
+    def model_post_init(self, context: object, /) -> None:
+        if self.port_offset:
+            shifted = {
+                "postgres": {"port": self.postgres.port + self.port_offset},
+                "kafka": {"port": self.kafka.port + self.port_offset},
+                "connect": {"port": self.connect.port + self.port_offset},
+                "registry": {"port": self.registry.port + self.port_offset},
+                "s3": {"port": self.s3.port + self.port_offset},
+                "prometheus": {
+                    "port": self.prometheus.port + self.port_offset,
+                    "kafka_exporter_port": self.prometheus.kafka_exporter_port + self.port_offset,
+                    "connect_exporter_port": self.prometheus.connect_exporter_port
+                    + self.port_offset,
+                },
+            }
+            for name, changes in shifted.items():
+                object.__setattr__(self, name, getattr(self, name).model_copy(update=changes))
+        object.__setattr__(self, "home", self.home.resolve())
+
+    # Directory layout under home: everything lambdapipe writes lives here (git-ignored).
+    @property
+    def lib_dir(self) -> Path:
+        return self.home / "lib"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.home / "conf"
+
+
+def secrets_file(home: Path) -> Path:
+    return home / "secrets.env"
+
+
+def ensure_local_secrets(home: Path) -> Path:
+    """Create `<home>/secrets.env` with random passwords for the local stack, once."""
+    path = secrets_file(home)
+    existing: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key:
+                existing[key] = value
+    missing = [f for f in SECRET_FIELDS if f"LAMBDAPIPE_{f}" not in existing]
+    if missing:
+        home.mkdir(parents=True, exist_ok=True)
+        for field in missing:
+            existing[f"LAMBDAPIPE_{field}"] = secrets.token_urlsafe(24)
+        path.write_text("".join(f"{k}={v}\n" for k, v in sorted(existing.items())))
+        path.chmod(0o600)
+    return path
+
+
+@cache
+def get_settings() -> Settings:
+    """Load settings once: environment first, then the local secrets file."""
+    home = Path(os.environ.get("LAMBDAPIPE_HOME", ".lambdapipe")).resolve()
+    profile = os.environ.get("LAMBDAPIPE_PROFILE", "local")
+    env_file = ensure_local_secrets(home) if profile == "local" else secrets_file(home)
+    return Settings(_env_file=env_file if env_file.exists() else None)  # type: ignore[call-arg]

@@ -1,0 +1,24 @@
+"""Data contracts: the JSON Schemas in `schemas/` and everything derived from them.
+
+The schemas are the single source of truth. This package compiles them once at import time into
+field rules, and derives from those rules a fast Python validator, Spark validation expressions,
+a Spark `StructType` and ClickHouse column types.
+"""
+
+from lambdapipe.contracts.reasons import Reason
+from lambdapipe.contracts.validate import (
+    DEFAULT_LIMITS,
+    Limits,
+    ValidationResult,
+    validate_event,
+    validate_transaction,
+)
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Limits",
+    "Reason",
+    "ValidationResult",
+    "validate_event",
+    "validate_transaction",
+]

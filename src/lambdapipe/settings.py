@@ -155,6 +155,8 @@ class Settings(BaseSettings):
 
     profile: Profile = "local"
     home: Path = Path(".lambdapipe")
+    # JVM artifacts installed by `make setup`; defaults to <home>/lib
+    lib_home: Path | None = None
     # Shifts every local port: lets a second stack (e.g. the test suite) run beside the first.
     port_offset: int = 0
     ready_timeout_s: float = 90.0
@@ -188,7 +190,7 @@ class Settings(BaseSettings):
     # Directory layout under home: everything lambdapipe writes lives here (git-ignored).
     @property
     def lib_dir(self) -> Path:
-        return self.home / "lib"
+        return (self.lib_home or self.home / "lib").resolve()
 
     @property
     def data_dir(self) -> Path:

@@ -24,6 +24,11 @@ class RuntimeProblem(Exception):
         self.log_tail = log_tail
 
 
+# Processes started by this Python process: kept so they are reaped when they exit (no
+# zombies) and so Popen does not warn about a detached child it still sees running.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
 @dataclass(frozen=True)
 class ProcessInfo:
     pid: int
@@ -80,13 +85,16 @@ class ManagedProcess:
             return None
         try:
             pid = int(self.pid_file.read_text().split()[0])
+            if pid in _children and _children[pid].poll() is not None:
+                del _children[pid]
+                raise psutil.NoSuchProcess(pid)
             proc = psutil.Process(pid)
             if proc.status() == psutil.STATUS_ZOMBIE:
                 raise psutil.NoSuchProcess(pid)
-            rss = proc.memory_info().rss
+            rss = _resident(proc)
             for child in proc.children(recursive=True):
                 with contextlib.suppress(psutil.Error):
-                    rss += child.memory_info().rss
+                    rss += _resident(child)
             return ProcessInfo(pid=pid, rss_bytes=rss, started_at=proc.create_time())
         except (ValueError, psutil.Error):
             self.pid_file.unlink(missing_ok=True)
@@ -121,6 +129,7 @@ class ManagedProcess:
                     f"{self.name}: cannot run {argv[0]}: not found",
                     hint="run `make setup` to install what is missing",
                 ) from exc
+        _children[proc.pid] = proc
         self.pid_file.write_text(f"{proc.pid}\n")
         return proc.pid
 
@@ -160,7 +169,18 @@ class ManagedProcess:
             self.pid_file.unlink(missing_ok=True)
 
 
+def _resident(proc: psutil.Process) -> int:
+    """Proportional set size where the OS reports it (shared pages are not counted twice)."""
+    try:
+        return int(proc.memory_full_info().pss)
+    except (psutil.AccessDenied, AttributeError):
+        return int(proc.memory_info().rss)
+
+
 def _is_zombie(pid: int) -> bool:
+    if pid in _children and _children[pid].poll() is not None:
+        del _children[pid]
+        return True
     try:
         return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
     except psutil.Error:

@@ -6,10 +6,11 @@ import base64
 import contextlib
 import json
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from lambdapipe.runtime.process import RuntimeProblem, port_open
@@ -93,6 +94,10 @@ class KafkaNode(Service):
             # topics are declared by lambdapipe (and by Connect for CDC), never by a typo
             "auto.create.topics.enable": "false",
             "unclean.leader.election.enable": "false",
+            # a laptop cluster: notice a dead broker in seconds (defaults: 9 s and 30 s)
+            "broker.heartbeat.interval.ms": 1000,
+            "broker.session.timeout.ms": 6000,
+            "replica.lag.time.max.ms": 10000,
             "group.initial.rebalance.delay.ms": 0,
             "log.retention.hours": 168,
             "log.segment.bytes": 256 * 1024 * 1024,
@@ -187,30 +192,47 @@ class KafkaNode(Service):
             ensure_topics(self.settings)
 
 
-def ensure_topics(settings: Settings) -> None:
-    """Create lambdapipe's topics if missing (idempotent)."""
+def ensure_topics(settings: Settings, timeout_s: float = 60) -> None:
+    """Create lambdapipe's topics if missing, and wait until every partition has a leader.
+
+    Retries while a freshly started cluster is still settling (brokers registering).
+    """
     k = settings.kafka
     rf, min_isr = replication(settings)
+    names = (k.events_topic, k.transactions_topic, k.dlq_topic)
     client = admin_client(settings)
-    existing = set(client.list_topics(timeout=10).topics)
-    wanted = [
-        NewTopic(
-            name,
-            num_partitions=k.partitions,
-            replication_factor=rf,
-            config={"min.insync.replicas": str(min_isr), "compression.type": "producer"},
-        )
-        for name in (k.events_topic, k.transactions_topic, k.dlq_topic)
-        if name not in existing
-    ]
-    if not wanted:
-        return
-    for name, future in client.create_topics(wanted, request_timeout=15).items():
-        try:
-            future.result()
-        except KafkaException as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise RuntimeProblem(f"creating topic {name} failed: {exc}") from exc
+    deadline = time.monotonic() + timeout_s
+    last_error = ""
+    while time.monotonic() < deadline:
+        topics = client.list_topics(timeout=10).topics
+        missing = [name for name in names if name not in topics]
+        if not missing and all(
+            len(topics[name].partitions) == k.partitions
+            and all(p.leader >= 0 for p in topics[name].partitions.values())
+            for name in names
+        ):
+            return
+        new = [
+            NewTopic(
+                name,
+                num_partitions=k.partitions,
+                replication_factor=rf,
+                config={"min.insync.replicas": str(min_isr), "compression.type": "producer"},
+            )
+            for name in missing
+        ]
+        for name, future in client.create_topics(new, request_timeout=15).items() if new else ():
+            try:
+                future.result()
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    continue
+                if not (error.retriable() or error.code() < 0):  # negative codes: client-local
+                    raise RuntimeProblem(f"creating topic {name} failed: {error}") from exc
+                last_error = str(error)
+        time.sleep(0.3)
+    raise RuntimeProblem(f"topics {', '.join(names)} not ready within {timeout_s:.0f}s {last_error}")
 
 
 JMX_EXPORTER_CONFIG = """\

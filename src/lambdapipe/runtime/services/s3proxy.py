@@ -27,7 +27,13 @@ def s3_client(settings: Settings):  # type: ignore[no-untyped-def]
         region_name=s3.region,
         aws_access_key_id=s3.access_key_id,
         aws_secret_access_key=s3.secret_access_key.get_secret_value(),
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+        config=Config(
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 3},
+            # S3-compatible stores (S3Proxy among them) reject the newer default checksum headers
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
     )
 
 

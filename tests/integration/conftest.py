@@ -7,6 +7,7 @@ developer's own stack. It is purged when the session ends.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,9 @@ from lambdapipe.settings import Settings, ensure_local_secrets
 REPO = Path(__file__).resolve().parents[2]
 TEST_HOME = REPO / ".lambdapipe" / "test"
 LIB = REPO / ".lambdapipe" / "lib"
+# Two test sessions at once (say, two developers' branches) need distinct stacks.
+STACK_NAME = os.environ.get("PIPE_TEST_STACK", "main")
+PORT_OFFSET = int(os.environ.get("PIPE_TEST_PORT_OFFSET", "20000"))
 
 
 def stack_settings(name: str, port_offset: int, kafka_nodes: int = 1) -> Settings:
@@ -36,7 +40,7 @@ def stack_settings(name: str, port_offset: int, kafka_nodes: int = 1) -> Setting
 
 @pytest.fixture(scope="session")
 def stack_settings_main() -> Settings:
-    return stack_settings("main", port_offset=20000)
+    return stack_settings(STACK_NAME, port_offset=PORT_OFFSET)
 
 
 @pytest.fixture(scope="session")

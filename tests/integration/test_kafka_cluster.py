@@ -14,14 +14,14 @@ from confluent_kafka.admin import ConfigResource
 
 from lambdapipe.runtime.services.kafka import admin_client, quiet
 from lambdapipe.runtime.stack import Stack
-from tests.integration.conftest import stack_settings
+from tests.integration.conftest import PORT_OFFSET, STACK_NAME, stack_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Stack]:
-    settings = stack_settings("cluster3", port_offset=21000, kafka_nodes=3)
+    settings = stack_settings(f"{STACK_NAME}-cluster3", port_offset=PORT_OFFSET + 1000, kafka_nodes=3)
     shutil.rmtree(settings.home / "data", ignore_errors=True)
     stack = Stack(settings)
     stack.up(["kafka"], progress=lambda line: None)

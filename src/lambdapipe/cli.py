@@ -62,7 +62,7 @@ def up(
         list[str] | None, typer.Option(help="start only these services (and nothing else)")
     ] = None,
 ) -> None:
-    """Start the local stack (PostgreSQL, Kafka, Connect+Debezium, Apicurio, S3Proxy, Prometheus)."""
+    """Start the local stack: PostgreSQL, Kafka, Connect+Debezium, Apicurio, S3Proxy, Prometheus."""
     settings = with_kafka_nodes(get_settings(), kafka_nodes)
     stack = Stack(settings)
     began = time.monotonic()
@@ -71,14 +71,18 @@ def up(
     if started:
         console.print(f"[green]stack up[/] ({len(started)} started in {elapsed:.1f}s)")
     else:
-        console.print("[green]lambdapipe is already up[/]: nothing to start (see `lambdapipe status`)")
+        console.print(
+            "[green]lambdapipe is already up[/]: nothing to start (see `lambdapipe status`)"
+        )
     _print_status(stack)
 
 
 @app.command()
 @friendly
 def down(
-    purge: Annotated[bool, typer.Option(help="also delete all data, logs and configuration")] = False,
+    purge: Annotated[
+        bool, typer.Option(help="also delete all data, logs and configuration")
+    ] = False,
 ) -> None:
     """Stop the local stack (data is kept unless --purge)."""
     stack = Stack(with_kafka_nodes(get_settings(), None))
@@ -88,7 +92,9 @@ def down(
 
 @app.command()
 @friendly
-def status(as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False) -> None:
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
+) -> None:
     """Show each service's state, ports, pid and memory."""
     stack = Stack(with_kafka_nodes(get_settings(), None))
     if as_json:

@@ -238,4 +238,4 @@ def get_settings() -> Settings:
     home = Path(os.environ.get("LAMBDAPIPE_HOME", ".lambdapipe")).resolve()
     profile = os.environ.get("LAMBDAPIPE_PROFILE", "local")
     env_file = ensure_local_secrets(home) if profile == "local" else secrets_file(home)
-    return Settings(_env_file=env_file if env_file.exists() else None)  # type: ignore[call-arg]
+    return Settings(_env_file=env_file if env_file.exists() else None)

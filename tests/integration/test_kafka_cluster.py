@@ -21,7 +21,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Stack]:
-    settings = stack_settings(f"{STACK_NAME}-cluster3", port_offset=PORT_OFFSET + 1000, kafka_nodes=3)
+    settings = stack_settings(
+        f"{STACK_NAME}-cluster3", port_offset=PORT_OFFSET + 1000, kafka_nodes=3
+    )
     shutil.rmtree(settings.home / "data", ignore_errors=True)
     stack = Stack(settings)
     stack.up(["kafka"], progress=lambda line: None)
@@ -60,8 +62,9 @@ class SteadyProducer(threading.Thread):
     def run(self) -> None:
         n = 0
         while not self.stopping.is_set():
-            self.producer.produce(self.topic, str(n).encode(), key=str(n % 11).encode(),
-                                  on_delivery=self._delivered)
+            self.producer.produce(
+                self.topic, str(n).encode(), key=str(n % 11).encode(), on_delivery=self._delivered
+            )
             self.producer.poll(0)
             n += 1
             time.sleep(0.0005)
@@ -119,11 +122,15 @@ def test_killed_broker_loses_no_acknowledged_message(cluster: Stack) -> None:
     producer.join(90)
     assert producer.errors == 0
 
-    consumer = Consumer(quiet({
-        "bootstrap.servers": cluster.settings.kafka.bootstrap,
-        "group.id": f"verify-{uuid.uuid4()}",
-        "auto.offset.reset": "earliest",
-    }))
+    consumer = Consumer(
+        quiet(
+            {
+                "bootstrap.servers": cluster.settings.kafka.bootstrap,
+                "group.id": f"verify-{uuid.uuid4()}",
+                "auto.offset.reset": "earliest",
+            }
+        )
+    )
     consumer.subscribe([topic])
     seen: list[int] = []
     deadline = time.monotonic() + 60

@@ -45,7 +45,9 @@ def produce(settings: Settings, topic: str, values: list[bytes]) -> int:
     return len(acked)
 
 
-def consume_all(settings: Settings, topic: str, expected: int, timeout_s: float = 30) -> list[bytes]:
+def consume_all(
+    settings: Settings, topic: str, expected: int, timeout_s: float = 30
+) -> list[bytes]:
     consumer = Consumer(
         quiet(
             {
@@ -83,7 +85,11 @@ def test_kafka_round_trip_with_acks_all_and_idempotence(settings: Settings) -> N
 
 def test_lambdapipe_topics_exist(settings: Settings) -> None:
     topics = admin_client(settings).list_topics(timeout=10).topics
-    for name in (settings.kafka.events_topic, settings.kafka.transactions_topic, settings.kafka.dlq_topic):
+    for name in (
+        settings.kafka.events_topic,
+        settings.kafka.transactions_topic,
+        settings.kafka.dlq_topic,
+    ):
         assert name in topics
         assert len(topics[name].partitions) == settings.kafka.partitions
 
@@ -93,9 +99,16 @@ def test_postgres_is_ready_for_logical_replication(settings: Settings) -> None:
         assert conn.execute("SHOW wal_level").fetchone() == ("logical",)
         assert int(conn.execute("SHOW max_replication_slots").fetchone()[0]) >= 4  # type: ignore[index]
         roles = dict(
-            conn.execute("SELECT rolname, rolreplication FROM pg_roles WHERE rolname = ANY(%s)",
-                         ([settings.postgres.app_user, settings.postgres.debezium_user,
-                           settings.postgres.catalog_user],)).fetchall()
+            conn.execute(
+                "SELECT rolname, rolreplication FROM pg_roles WHERE rolname = ANY(%s)",
+                (
+                    [
+                        settings.postgres.app_user,
+                        settings.postgres.debezium_user,
+                        settings.postgres.catalog_user,
+                    ],
+                ),
+            ).fetchall()
         )
     assert roles == {
         settings.postgres.app_user: False,
@@ -111,12 +124,14 @@ def test_each_role_logs_in_with_its_own_secret(settings: Settings) -> None:
         (pg.debezium_user, pg.debezium_password, pg.app_database),
         (pg.catalog_user, pg.catalog_password, pg.catalog_database),
     ):
-        with psycopg.connect(host=pg.host, port=pg.port, user=user, dbname=db,
-                             password=password.get_secret_value()) as conn:
+        with psycopg.connect(
+            host=pg.host, port=pg.port, user=user, dbname=db, password=password.get_secret_value()
+        ) as conn:
             assert conn.execute("SELECT current_user").fetchone() == (user,)
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-        psycopg.connect(host=pg.host, port=pg.port, user=pg.app_user, dbname=pg.app_database,
-                        password="wrong")
+        psycopg.connect(
+            host=pg.host, port=pg.port, user=pg.app_user, dbname=pg.app_database, password="wrong"
+        )
 
 
 def test_kafka_connect_lists_the_debezium_postgres_plugin(settings: Settings) -> None:
@@ -139,7 +154,9 @@ def test_apicurio_registers_and_serves_a_schema(settings: Settings) -> None:
         timeout=10,
     )
     assert created.status_code == 200, created.text
-    fetched = httpx.get(f"{settings.registry.ccompat}/subjects/{subject}/versions/latest", timeout=10)
+    fetched = httpx.get(
+        f"{settings.registry.ccompat}/subjects/{subject}/versions/latest", timeout=10
+    )
     assert json.loads(fetched.json()["schema"]) == schema
     assert fetched.json()["id"] == created.json()["id"]
 
@@ -159,7 +176,9 @@ def test_prometheus_scrapes_the_components(settings: Settings) -> None:
     healthy: set[str] = set()
     while time.monotonic() < deadline:
         targets = httpx.get(f"{settings.prometheus.endpoint}/api/v1/targets", timeout=5).json()
-        healthy = {t["labels"]["job"] for t in targets["data"]["activeTargets"] if t["health"] == "up"}
+        healthy = {
+            t["labels"]["job"] for t in targets["data"]["activeTargets"] if t["health"] == "up"
+        }
         if {"prometheus", "kafka", "kafka-connect"} <= healthy:
             break
         time.sleep(1)
@@ -169,7 +188,12 @@ def test_prometheus_scrapes_the_components(settings: Settings) -> None:
 def test_status_reports_every_service_running(stack: Stack) -> None:
     statuses = stack.status()
     assert [s.name for s in statuses] == [
-        "postgres", "s3proxy", "kafka-0", "connect", "apicurio", "prometheus"
+        "postgres",
+        "s3proxy",
+        "kafka-0",
+        "connect",
+        "apicurio",
+        "prometheus",
     ]
     for s in statuses:
         assert s.state == "running", s
@@ -188,8 +212,13 @@ def test_data_survives_down_and_up(stack: Stack) -> None:
     pg = settings.postgres
     topic = new_topic(settings)
     produce(settings, topic, [b"before-restart"])
-    dsn = dict(host=pg.host, port=pg.port, user=pg.app_user, dbname=pg.app_database,
-               password=pg.app_password.get_secret_value())
+    dsn = dict(
+        host=pg.host,
+        port=pg.port,
+        user=pg.app_user,
+        dbname=pg.app_database,
+        password=pg.app_password.get_secret_value(),
+    )
     with psycopg.connect(**dsn, autocommit=True) as conn:  # type: ignore[arg-type]
         conn.execute("CREATE TABLE IF NOT EXISTS restart_probe (note text)")
         conn.execute("INSERT INTO restart_probe VALUES ('before-restart')")

@@ -58,10 +58,10 @@ def port_owner(port: int, host: str = "127.0.0.1") -> str | None:
             pass
     with contextlib.suppress(psutil.Error):
         for conn in psutil.net_connections(kind="tcp"):
-            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
-                if conn.pid:
-                    proc = psutil.Process(conn.pid)
-                    return f"pid {conn.pid} ({' '.join(proc.cmdline())[:80]})"
+            address = conn.laddr
+            if conn.status == psutil.CONN_LISTEN and address and address[1] == port and conn.pid:
+                proc = psutil.Process(conn.pid)
+                return f"pid {conn.pid} ({' '.join(proc.cmdline())[:80]})"
     return "another process"
 
 

@@ -43,7 +43,7 @@ class Service(ABC):
     def url(self) -> str:
         return f"127.0.0.1:{self.ports[0]}"
 
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 (an optional hook)
         """Write configuration and initialise the data directory (idempotent)."""
 
     @abstractmethod
@@ -60,14 +60,12 @@ class Service(ABC):
     def ready(self) -> bool:
         """A real readiness probe (answers a request), never a sleep."""
 
-    def bootstrap(self) -> None:
+    def bootstrap(self) -> None:  # noqa: B027 (an optional hook)
         """Work to do once the service is ready (roles, topics, buckets); idempotent."""
 
     def start(self) -> int:
         self.prepare()
-        return self.process.start(
-            self.argv(), env=self.env(), cwd=self.data_dir, user=self.user()
-        )
+        return self.process.start(self.argv(), env=self.env(), cwd=self.data_dir, user=self.user())
 
 
 def java_binary() -> str:

@@ -19,6 +19,7 @@ from lambdapipe.runtime.services.base import (
     write_if_changed,
 )
 from lambdapipe.runtime.services.kafka import replication
+from lambdapipe.settings import Settings
 
 DEBEZIUM_POSTGRES = "io.debezium.connector.postgresql.PostgresConnector"
 QUIET_LOGGERS = ("org.reflections", "org.apache.kafka.clients", "org.eclipse.jetty")
@@ -27,9 +28,9 @@ QUIET_LOGGERS = ("org.reflections", "org.apache.kafka.clients", "org.eclipse.jet
 class KafkaConnect(Service):
     name = "connect"
 
-    @property
-    def depends_on(self) -> tuple[str, ...]:  # type: ignore[override]
-        return tuple(f"kafka-{i}" for i in range(self.settings.kafka.nodes))
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.depends_on = tuple(f"kafka-{i}" for i in range(settings.kafka.nodes))
 
     @property
     def ports(self) -> list[int]:

@@ -8,10 +8,11 @@ import json
 import subprocess
 import time
 import uuid
+from importlib.resources import files
 from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from lambdapipe.runtime.process import RuntimeProblem, port_open
 from lambdapipe.runtime.services.base import (
@@ -26,6 +27,9 @@ from lambdapipe.runtime.services.base import (
 )
 from lambdapipe.settings import Settings
 
+# rules for brokers and Connect alike (JVM metrics are exported without rules)
+JMX_EXPORTER_CONFIG = files("lambdapipe.runtime") / "conf" / "jmx-exporter.yaml"
+
 QUIET_LOGGERS = ("kafka.log", "kafka.cluster", "org.apache.kafka.storage", "state.change.logger")
 
 
@@ -38,7 +42,7 @@ def admin_client(settings: Settings) -> AdminClient:
     return AdminClient(quiet({"bootstrap.servers": settings.kafka.bootstrap}))
 
 
-def quiet(config: dict[str, object]) -> dict[str, object]:
+def quiet(config: dict[str, str | int | float | bool]) -> dict[str, str | int | float | bool]:
     """librdkafka client config that does not print connection errors to stderr."""
     return {"socket.timeout.ms": 3000, "log_level": 0, **config}
 
@@ -71,9 +75,7 @@ class KafkaNode(Service):
     def server_properties(self) -> dict[str, object]:
         k = self.settings.kafka
         rf, min_isr = replication(self.settings)
-        voters = ",".join(
-            f"{i}@{k.host}:{k.controller_port(i)}" for i in range(k.nodes)
-        )
+        voters = ",".join(f"{i}@{k.host}:{k.controller_port(i)}" for i in range(k.nodes))
         return {
             "process.roles": "broker,controller",
             "node.id": self.index,
@@ -110,7 +112,7 @@ class KafkaNode(Service):
         conf = self.settings.conf_dir
         write_if_changed(self.config_file, properties(self.server_properties()))
         write_if_changed(conf / "kafka-log4j.properties", log4j_properties("INFO", QUIET_LOGGERS))
-        write_if_changed(conf / "jmx-exporter.yaml", JMX_EXPORTER_CONFIG)
+        write_if_changed(conf / "jmx-exporter.yaml", JMX_EXPORTER_CONFIG.read_text())
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not (self.data_dir / "meta.properties").exists():
             self._format_storage()
@@ -232,46 +234,6 @@ def ensure_topics(settings: Settings, timeout_s: float = 60) -> None:
                     raise RuntimeProblem(f"creating topic {name} failed: {error}") from exc
                 last_error = str(error)
         time.sleep(0.3)
-    raise RuntimeProblem(f"topics {', '.join(names)} not ready within {timeout_s:.0f}s {last_error}")
-
-
-JMX_EXPORTER_CONFIG = """\
-# Prometheus JMX exporter rules for Kafka brokers and Kafka Connect (JVM metrics come free).
-lowercaseOutputName: true
-lowercaseOutputLabelNames: true
-rules:
-  - pattern: kafka.server<type=BrokerTopicMetrics, name=(MessagesInPerSec|BytesInPerSec|BytesOutPerSec|FailedProduceRequestsPerSec)><>Count
-    name: kafka_server_brokertopicmetrics_$1_total
-    type: COUNTER
-  - pattern: kafka.server<type=ReplicaManager, name=(UnderReplicatedPartitions|UnderMinIsrPartitionCount|PartitionCount|LeaderCount)><>Value
-    name: kafka_server_replicamanager_$1
-    type: GAUGE
-  - pattern: kafka.controller<type=KafkaController, name=(ActiveControllerCount|OfflinePartitionsCount|GlobalPartitionCount)><>Value
-    name: kafka_controller_$1
-    type: GAUGE
-  - pattern: kafka.network<type=RequestMetrics, name=TotalTimeMs, request=(Produce|FetchConsumer|Fetch)><>(50thPercentile|99thPercentile)
-    name: kafka_network_request_total_time_ms
-    labels:
-      request: $1
-      quantile: $2
-    type: GAUGE
-  - pattern: kafka.connect<type=connect-worker-metrics><>(connector-count|task-count)
-    name: kafka_connect_worker_$1
-    type: GAUGE
-  - pattern: kafka.connect<type=connector-task-metrics, connector=(.+), task=(.+)><>(status|offset-commit-avg-time-ms)
-    name: kafka_connect_task_$3
-    labels:
-      connector: $1
-      task: $2
-  - pattern: kafka.connect<type=source-task-metrics, connector=(.+), task=(.+)><>(source-record-poll-total|source-record-write-total)
-    name: kafka_connect_source_task_$3
-    labels:
-      connector: $1
-      task: $2
-    type: COUNTER
-  - pattern: debezium.postgres<type=connector-metrics, context=(.+), server=(.+)><>(MilliSecondsBehindSource|TotalNumberOfEventsSeen|Connected)
-    name: debezium_postgres_$3
-    labels:
-      context: $1
-      server: $2
-"""
+    raise RuntimeProblem(
+        f"topics {', '.join(names)} not ready within {timeout_s:.0f}s {last_error}"
+    )

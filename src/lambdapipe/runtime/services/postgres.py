@@ -165,7 +165,9 @@ class Postgres(Service):
         ]
         with self.connect() as conn:
             for role, password, extra in roles:
-                exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+                exists = conn.execute(
+                    "SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)
+                ).fetchone()
                 verb = "ALTER" if exists else "CREATE"
                 conn.execute(
                     sql.SQL("{} ROLE {} LOGIN {} PASSWORD {}").format(
@@ -194,7 +196,8 @@ class Postgres(Service):
             # Debezium reads every table the app creates, and nothing else.
             conn.execute(
                 sql.SQL(
-                    "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT SELECT ON TABLES TO {}"
+                    "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public "
+                    "GRANT SELECT ON TABLES TO {}"
                 ).format(sql.Identifier(cfg.app_user), sql.Identifier(cfg.debezium_user))
             )
             conn.execute(

@@ -32,7 +32,11 @@ class Prometheus(Service):
                 {
                     "job_name": "kafka",
                     "static_configs": [
-                        {"targets": [f"127.0.0.1:{p.kafka_exporter_port + i}" for i in range(k.nodes)]}
+                        {
+                            "targets": [
+                                f"127.0.0.1:{p.kafka_exporter_port + i}" for i in range(k.nodes)
+                            ]
+                        }
                     ],
                 },
                 {
@@ -52,7 +56,8 @@ class Prometheus(Service):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.targets_dir.mkdir(parents=True, exist_ok=True)
         write_if_changed(
-            self.settings.conf_dir / "prometheus.yml", yaml.safe_dump(self.config(), sort_keys=False)
+            self.settings.conf_dir / "prometheus.yml",
+            yaml.safe_dump(self.config(), sort_keys=False),
         )
 
     def argv(self) -> list[str]:

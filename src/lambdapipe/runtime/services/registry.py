@@ -17,7 +17,9 @@ class ApicurioRegistry(Service):
         return [self.settings.registry.port]
 
     def _runner(self) -> Path:
-        jars = sorted((self.settings.lib_dir / "apicurio").glob("apicurio-registry-app-*-runner.jar"))
+        jars = sorted(
+            (self.settings.lib_dir / "apicurio").glob("apicurio-registry-app-*-runner.jar")
+        )
         if not jars:
             raise RuntimeProblem("Apicurio Registry is not installed", hint="run `make setup`")
         return jars[-1]
@@ -26,7 +28,12 @@ class ApicurioRegistry(Service):
         self.data_dir.mkdir(parents=True, exist_ok=True)
 
     def argv(self) -> list[str]:
-        return [java_binary(), *jvm_options(self.settings.registry.heap), "-jar", str(self._runner())]
+        return [
+            java_binary(),
+            *jvm_options(self.settings.registry.heap),
+            "-jar",
+            str(self._runner()),
+        ]
 
     def env(self) -> dict[str, str]:
         r, pg = self.settings.registry, self.settings.postgres

@@ -188,3 +188,27 @@ def compile_events(reg: SchemaRegistry) -> dict[str, RecordRules]:
 def compile_entity(reg: SchemaRegistry, name: str) -> RecordRules:
     """Compile the rules of one flat entity schema (user, product, transaction)."""
     return compile_record(reg, name, f"entities/{name}.json")
+
+
+def entity_records(reg: SchemaRegistry, entity: str) -> list[RecordRules]:
+    """The record kinds stored under `entity`: the nine event types for `user_event`."""
+    if entity == "user_event":
+        return list(compile_events(reg).values())
+    return [compile_entity(reg, entity)]
+
+
+def merged_fields(records: list[RecordRules]) -> list[tuple[FieldRule, bool]]:
+    """The union of the records' fields in first-declared order, each with whether it can be absent.
+
+    A field can be absent (or null) unless every record requires it and none allows null; that
+    is what a table or struct holding all the records needs to know.
+    """
+    versions: dict[str, list[FieldRule]] = {}
+    for record in records:
+        for rule in record.fields:
+            versions.setdefault(rule.name, []).append(rule)
+    always = set.intersection(*(set(r.required) for r in records))
+    return [
+        (rules[0], name not in always or any(r.nullable for r in rules))
+        for name, rules in versions.items()
+    ]

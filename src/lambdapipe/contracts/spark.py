@@ -34,7 +34,14 @@ from pyspark.sql.types import (
 from lambdapipe.contracts import business
 from lambdapipe.contracts.reasons import Reason
 from lambdapipe.contracts.registry import EVENT_TYPES, default_registry
-from lambdapipe.contracts.rules import FieldRule, RecordRules, compile_entity, compile_events
+from lambdapipe.contracts.rules import (
+    FieldRule,
+    RecordRules,
+    compile_entity,
+    compile_events,
+    entity_records,
+    merged_fields,
+)
 from lambdapipe.contracts.validate import DEFAULT_LIMITS, EVENT_TIME_FIELD, Limits
 
 TIMESTAMP_FORMAT: Final = "yyyy-MM-dd'T'HH:mm:ss.SSSX"
@@ -54,34 +61,18 @@ def _spark_type(rule: FieldRule) -> DataType:
     return StringType()
 
 
-def _struct(records: list[RecordRules]) -> StructType:
-    """The union of the records' fields in first-declared order.
+def spark_schema(entity: str = "user_event") -> StructType:
+    """The wire schema of `user_event` (all event types in one struct) or of an entity.
 
-    A field is non-nullable only if every record requires it and none allows null.
+    Fields that some event types lack, or that allow null, are nullable.
     """
-    rules: dict[str, list[FieldRule]] = {}
-    for record in records:
-        for rule in record.fields:
-            rules.setdefault(rule.name, []).append(rule)
-    always = set.intersection(*(set(r.required) for r in records))
+    records = entity_records(default_registry(), entity)
     return StructType(
         [
-            StructField(
-                name,
-                _spark_type(versions[0]),
-                nullable=name not in always or any(v.nullable for v in versions),
-            )
-            for name, versions in rules.items()
+            StructField(rule.name, _spark_type(rule), nullable=optional)
+            for rule, optional in merged_fields(records)
         ]
     )
-
-
-def spark_schema(entity: str = "user_event") -> StructType:
-    """The wire schema of `user_event` (all event types in one struct) or of an entity."""
-    registry = default_registry()
-    if entity == "user_event":
-        return _struct(list(compile_events(registry).values()))
-    return _struct([compile_entity(registry, entity)])
 
 
 def money_column(col: Column) -> Column:

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 UV_VERSION=0.13.9
 HOME_DIR=${LAMBDAPIPE_HOME:-.lambdapipe}
 LIB=$HOME_DIR/lib
+M2_REPO=${MAVEN_REPO_LOCAL:-$HOME/.m2/repository}
 
 step() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 ok() { printf '    %s\n' "$*"; }
@@ -54,12 +55,12 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 else
   rm -rf "$LIB"
   mkdir -p "$LIB"
-  mvn -q -B -Dstyle.color=never -f jvm/pom.xml -Dlib.dir="$(realpath "$LIB")" package
+  mvn -q -B -Dstyle.color=never -Dmaven.repo.local="$M2_REPO" -f jvm/pom.xml -Dlib.dir="$(realpath "$LIB")" package
   # Apicurio's `all` zip: fetched without its (unpublished) parent pom, then unpacked
   apicurio=$(sed -n 's:.*<apicurio.version>\(.*\)</apicurio.version>.*:\1:p' jvm/pom.xml)
-  mvn -q -B -Dstyle.color=never dependency:get -Dtransitive=false \
+  mvn -q -B -Dstyle.color=never -Dmaven.repo.local="$M2_REPO" dependency:get -Dtransitive=false \
     -Dartifact="io.apicurio:apicurio-registry-app:${apicurio}:zip:all"
-  unzip -q -o "$HOME/.m2/repository/io/apicurio/apicurio-registry-app/${apicurio}/apicurio-registry-app-${apicurio}-all.zip" -d "$LIB/apicurio"
+  unzip -q -o "$M2_REPO/io/apicurio/apicurio-registry-app/${apicurio}/apicurio-registry-app-${apicurio}-all.zip" -d "$LIB/apicurio"
   echo "$want" > "$stamp"
   ok "installed into $LIB ($(du -sh "$LIB" | cut -f1))"
 fi

@@ -29,12 +29,14 @@ command -v mvn >/dev/null || missing+=(maven)
 ls /usr/lib/postgresql/1[5-9]/bin/postgres >/dev/null 2>&1 || missing+=(postgresql-15)
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v unzip >/dev/null || missing+=(unzip)
+# headless browser for the dashboard's browser tests
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   ok "installing: ${missing[*]}"
   as_root apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
-  ok "java ${java_major}, maven, postgresql, prometheus, unzip: present"
+  ok "java ${java_major}, maven, postgresql, prometheus, unzip, chromium: present"
 fi
 
 # --- Python environment ----------------------------------------------------------------

@@ -6,7 +6,6 @@ walks the rules in the documented order (see `reasons`) to name the first violat
 path is the definition; tests check that both paths agree.
 """
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -117,11 +116,12 @@ class RecordChecker:
         self._business = business.rules_for(rules.name)
         self._has_event_time = EVENT_TIME_FIELD in self._allowed
 
-    def check(self, record: dict[str, Any], future_limit: str) -> tuple[Reason, str] | None:
+    def check(
+        self, record: dict[str, Any], now: datetime | None, skew: timedelta
+    ) -> tuple[Reason, str] | None:
         """Return the first violation as (reason, detail), or None when `record` is valid.
 
-        `future_limit` is the latest acceptable event time in the schema's timestamp format;
-        that fixed format makes string order equal time order.
+        The event time may be at most `skew` after `now` (default: the wall clock).
         """
         if not self.fast_check(record):
             return self.schema_violation(record)
@@ -129,7 +129,7 @@ class RecordChecker:
             value = record.get(name)
             if value is not None and not calendar_ok(value):
                 return self.schema_violation(record) or (reason, f"$.{name}")
-        if self._has_event_time and record[EVENT_TIME_FIELD] > future_limit:
+        if self._has_event_time and _is_future(record[EVENT_TIME_FIELD], now, skew):
             return Reason.FUTURE_TIMESTAMP, f"$.{EVENT_TIME_FIELD}"
         for rule in self._business:
             if not business.holds(rule, record):
@@ -161,23 +161,38 @@ _EVENT_BUSINESS_RULES: Final = {
 }
 
 
-_future_cache: list[Any] = [None, ""]
+class _WallClockLimit:
+    """The last computed wall-clock limit, per skew."""
+
+    skew = timedelta()
+    value = ""
 
 
 def future_limit(now: datetime | None, skew: timedelta) -> str:
-    """`now + skew` formatted like an event timestamp; the wall clock's is cached per millisecond.
+    """`now + skew` formatted like an event timestamp (`now` defaults to the wall clock).
 
     The fixed timestamp format makes string order equal time order, so comparing strings
     spares parsing every event time.
     """
+    if now is None:
+        now = datetime.now(UTC)
+    return _format_timestamp(now + skew)
+
+
+def _is_future(timestamp: str, now: datetime | None, skew: timedelta) -> bool:
+    """Whether `timestamp` is later than `now + skew`.
+
+    Against the wall clock the last limit is reused while events stay below it: the limit only
+    grows, so an event below an older limit is below the current one too, and the clock is
+    read only for events near or beyond it.
+    """
     if now is not None:
-        return _format_timestamp(now + skew)
-    key = (time.time_ns() // 1_000_000, skew)
-    if key != _future_cache[0]:
-        instant = datetime.fromtimestamp(key[0] / 1000, UTC) + skew
-        _future_cache[:] = [key, _format_timestamp(instant)]
-    limit: str = _future_cache[1]
-    return limit
+        return timestamp > future_limit(now, skew)
+    cache = _WallClockLimit
+    if timestamp <= cache.value and skew is cache.skew:
+        return False
+    cache.skew, cache.value = skew, future_limit(None, skew)
+    return timestamp > cache.value
 
 
 def _format_timestamp(instant: datetime) -> str:
@@ -225,15 +240,21 @@ def validate_event(
 
     `now` (default: the wall clock) bounds the event time; never raises on any input.
     """
-    parsed = _parse(raw, limits)
-    if isinstance(parsed, ValidationResult):
-        return parsed
-    # Hot path: one native call checks every schema rule of the right event type.
+    try:
+        if len(raw) > limits.max_bytes:
+            return ValidationResult(False, Reason.TOO_LARGE, f"{len(raw)} > {limits.max_bytes}")
+        parsed = orjson.loads(raw)
+    except (orjson.JSONDecodeError, TypeError):
+        return ValidationResult(False, Reason.NOT_JSON, "$")
+    if type(parsed) is not dict:
+        return ValidationResult(False, Reason.NOT_OBJECT, "$")
+    # Hot path (parsing is inlined above for the same reason): one native call checks every
+    # schema rule of the right event type.
     if events_fast_check(parsed):
         timestamp = parsed[EVENT_TIME_FIELD]
         if timestamp[8:10] > "28" and not calendar_ok(timestamp):
             return ValidationResult(False, Reason.BAD_TIMESTAMP, f"$.{EVENT_TIME_FIELD}")
-        if timestamp > future_limit(now, limits.max_future_skew):
+        if _is_future(timestamp, now, limits.max_future_skew):
             return ValidationResult(False, Reason.FUTURE_TIMESTAMP, f"$.{EVENT_TIME_FIELD}")
         for rule in _EVENT_BUSINESS_RULES.get(parsed["event_type"], ()):
             if not business.holds(rule, parsed):
@@ -245,7 +266,7 @@ def validate_event(
     checker = EVENT_CHECKERS.get(event_type) if type(event_type) is str else None
     if checker is None:
         return ValidationResult(False, Reason.UNKNOWN_EVENT_TYPE, "$.event_type")
-    violation = checker.check(parsed, future_limit(now, limits.max_future_skew))
+    violation = checker.check(parsed, now, limits.max_future_skew)
     # The fast path rejected the record, so the ordered rules name a violation.
     return _rejected(violation or (Reason.SCHEMA_VIOLATION, "$"))
 
@@ -257,7 +278,7 @@ def validate_transaction(
     parsed = _parse(raw, limits)
     if isinstance(parsed, ValidationResult):
         return parsed
-    violation = TRANSACTION_CHECKER.check(parsed, future_limit(now, limits.max_future_skew))
+    violation = TRANSACTION_CHECKER.check(parsed, now, limits.max_future_skew)
     if violation is None:
         return _accepted(parsed)
     return _rejected(violation)

@@ -50,14 +50,6 @@ class SchemaRegistry:
             self._documents[key] = orjson.loads((self.root / key).read_bytes())
         return self._documents[key]
 
-    def event(self, event_type: str) -> Schema:
-        """Return the schema of one event type."""
-        return self.document(f"events/{event_type}.json")
-
-    def entity(self, name: str) -> Schema:
-        """Return the schema of one entity (user, product, transaction, user_event)."""
-        return self.document(f"entities/{name}.json")
-
     def resolve(self, ref: str, base: str) -> tuple[Schema, str]:
         """Resolve `ref` found in document `base`; return the target and its document's path."""
         file_part, _, pointer = ref.partition("#")

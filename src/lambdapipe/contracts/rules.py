@@ -5,26 +5,44 @@ schema cannot gain a constraint that the derived validators silently ignore.
 """
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from lambdapipe.contracts.reasons import Reason
 from lambdapipe.contracts.registry import EVENT_TYPES, Schema, SchemaRegistry
 
-_ANNOTATIONS = frozenset({"description", "title", "format", "x-rejection-reason"})
-_FIELD_KEYWORDS = _ANNOTATIONS | {
-    "$ref",
-    "anyOf",
-    "type",
-    "pattern",
-    "enum",
-    "const",
-    "minimum",
-    "maximum",
-    "minLength",
-    "maxLength",
-}
+_FIELD_KEYWORDS = frozenset(
+    {
+        "description",
+        "title",
+        "format",
+        "x-rejection-reason",
+        "$ref",
+        "anyOf",
+        "type",
+        "pattern",
+        "enum",
+        "const",
+        "minimum",
+        "maximum",
+        "minLength",
+        "maxLength",
+    }
+)
+_OBJECT_KEYWORDS = frozenset(
+    {
+        "$schema",
+        "$id",
+        "title",
+        "description",
+        "$ref",
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "unevaluatedProperties",
+    }
+)
 _JSON_TYPES = frozenset({"string", "integer", "boolean"})
 
 
@@ -89,16 +107,13 @@ def _anchor_end(pattern: str, end: str) -> str:
 
 
 def _merge(into: dict[str, Any], schema: Schema, key: str) -> None:
+    """Add one keyword to `into`; a second enum narrows the first, other conflicts fail."""
     if key in into and into[key] != schema[key]:
-        if key == "enum" or key == "const":
-            into["enum"] = [v for v in _values(into) if v in _values(schema)]
-            return
-        raise SchemaCompileError(f"conflicting {key!r}: {into[key]!r} vs {schema[key]!r}")
+        if key != "enum":
+            raise SchemaCompileError(f"conflicting {key!r}: {into[key]!r} vs {schema[key]!r}")
+        into["enum"] = [v for v in into["enum"] if v in schema["enum"]]
+        return
     into[key] = schema[key]
-
-
-def _values(schema: Mapping[str, Any]) -> list[Any]:
-    return [schema["const"]] if "const" in schema else list(schema.get("enum", []))
 
 
 def _flatten(reg: SchemaRegistry, schema: Schema, doc: str, out: dict[str, Any]) -> None:
@@ -118,7 +133,7 @@ def _flatten(reg: SchemaRegistry, schema: Schema, doc: str, out: dict[str, Any])
             raise SchemaCompileError(f"{doc}: anyOf is only supported as [X, {{type: null}}]")
         out["nullable"] = True
         _flatten(reg, non_null[0], doc, out)
-    for key in schema.keys() - {"$ref", "anyOf"}:
+    for key in schema.keys() - {"$ref", "anyOf", "description", "title"}:
         if key == "type" and isinstance(schema["type"], list):
             types = set(schema["type"])
             if "null" in types:
@@ -171,6 +186,9 @@ def compile_record(reg: SchemaRegistry, name: str, doc: str) -> RecordRules:
     required: list[str] = []
     closed = False
     for layer, layer_doc in layers:
+        unknown = set(layer) - _OBJECT_KEYWORDS
+        if unknown:
+            raise SchemaCompileError(f"{layer_doc}: unsupported keywords {sorted(unknown)}")
         for prop, prop_schema in layer.get("properties", {}).items():
             props.setdefault(prop, []).append((prop_schema, layer_doc))
         required += [r for r in layer.get("required", []) if r not in required]

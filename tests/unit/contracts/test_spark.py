@@ -2,15 +2,24 @@
 
 import gc
 from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
 from itertools import groupby
 
 import orjson
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import BinaryType, IntegerType, StringType, StructField, StructType
 
 from lambdapipe.contracts import Limits, validate_event, validate_transaction
-from lambdapipe.contracts.spark import event_validation, transaction_validation
+from lambdapipe.contracts.spark import (
+    event_validation,
+    money_column,
+    spark_schema,
+    timestamp_column,
+    transaction_validation,
+)
 
 from .corpus import CASES, EVENT_EXAMPLES, NOW, Case, example, with_
 
@@ -92,3 +101,17 @@ def test_string_values_work_like_binary(spark: SparkSession) -> None:
     row = frame.select(event_validation(frame["value"], now=NOW).alias("v")).first()
     assert row is not None
     assert (row.v.reason, row.v.detail) == ("business_rule", "purchase.amount_positive")
+
+
+def test_wire_schema_parses_an_event_and_casts_money_and_time(spark: SparkSession) -> None:
+    frame = spark.createDataFrame([(with_("purchase").decode(),)], "value string")
+    parsed = frame.select(F.from_json("value", spark_schema()).alias("e")).select("e.*")
+    row = parsed.select(
+        money_column(F.col("amount")).alias("amount"),
+        timestamp_column(F.col("timestamp")).alias("timestamp"),
+        "quantity",
+    ).first()
+    assert row is not None
+    assert row.amount == Decimal("117.58")
+    assert row.timestamp == datetime(2026, 11, 26, 10, 0, 0, 123_000)
+    assert row.quantity == 2

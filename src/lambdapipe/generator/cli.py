@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -84,11 +85,7 @@ def generate(
 
 def _with_kafka(config: RunConfig, bootstrap: str, events: str, transactions: str) -> RunConfig:
     kafka = {"bootstrap": bootstrap, "events_topic": events, "transactions_topic": transactions}
-    return RunConfig(**{**_fields(config), "kafka": kafka})
-
-
-def _fields(config: RunConfig) -> dict[str, object]:
-    return {name: getattr(config, name) for name in RunConfig.__slots__}
+    return replace(config, kafka=kafka)
 
 
 def summary_table(summary: Summary) -> Table:

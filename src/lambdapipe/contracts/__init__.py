@@ -3,6 +3,10 @@
 The schemas are the single source of truth. This package compiles them once at import time into
 field rules, and derives from those rules a fast Python validator, Spark validation expressions,
 a Spark `StructType` and ClickHouse column types.
+
+This package exports the Python validator; the Spark artifacts live in
+`lambdapipe.contracts.spark` (importing PySpark) and the ClickHouse columns in
+`lambdapipe.contracts.clickhouse`. See docs/data-model.md.
 """
 
 from lambdapipe.contracts.reasons import Reason

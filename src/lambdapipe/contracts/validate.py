@@ -184,7 +184,8 @@ def _is_future(timestamp: str, now: datetime | None, skew: timedelta) -> bool:
 
     Against the wall clock the last limit is reused while events stay below it: the limit only
     grows, so an event below an older limit is below the current one too, and the clock is
-    read only for events near or beyond it.
+    read only for events near or beyond it. (Should the wall clock step back, the older limit
+    holds until an event passes it.)
     """
     if now is not None:
         return timestamp > future_limit(now, skew)
@@ -238,7 +239,8 @@ def validate_event(
 ) -> ValidationResult:
     """Validate one raw record of the `events` topic against its event type's schema.
 
-    `now` (default: the wall clock) bounds the event time; never raises on any input.
+    `now` (timezone-aware; default: the wall clock) bounds the event time. Never raises, on any
+    input.
     """
     try:
         if len(raw) > limits.max_bytes:

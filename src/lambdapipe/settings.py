@@ -143,6 +143,38 @@ class PrometheusSettings(_Section):
         return self.url or f"http://{self.host}:{self.port}"
 
 
+class ServingSettings(_Section):
+    """Serving store and API: embedded ClickHouse (chdb) owned by `lambdapipe serve`, or a server.
+
+    With backend `embedded`, `lambdapipe serve` owns `data_dir` and every other process reaches
+    the store through the serve process's ClickHouse-style HTTP endpoint (`store_url`). With
+    backend `server`, every process talks to the ClickHouse server at `server_url` directly.
+    """
+
+    backend: Literal["embedded", "server"] = "embedded"
+    # chdb data directory; defaults to <home>/data/serving
+    data_dir: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8123
+    server_url: str = ""
+    server_user: str = "default"
+    server_password: SecretStr = SecretStr("")
+    database: str = "default"
+    retention_days: int = 30
+    insert_timeout_s: float = 60.0
+    query_timeout_s: float = 30.0
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL of the serving API and dashboard."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def store_url(self) -> str:
+        """The ClickHouse HTTP interface other processes use: a server, or the serve process."""
+        return self.server_url or f"{self.endpoint}/clickhouse/"
+
+
 class Settings(BaseSettings):
     """All of lambdapipe's configuration. Build it with `get_settings()`."""
 
@@ -167,6 +199,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     s3: S3Settings = S3Settings()
     prometheus: PrometheusSettings = PrometheusSettings()
+    serving: ServingSettings = ServingSettings()
 
     def model_post_init(self, context: object, /) -> None:
         if self.port_offset:
@@ -176,6 +209,7 @@ class Settings(BaseSettings):
                 "connect": {"port": self.connect.port + self.port_offset},
                 "registry": {"port": self.registry.port + self.port_offset},
                 "s3": {"port": self.s3.port + self.port_offset},
+                "serving": {"port": self.serving.port + self.port_offset},
                 "prometheus": {
                     "port": self.prometheus.port + self.port_offset,
                     "kafka_exporter_port": self.prometheus.kafka_exporter_port + self.port_offset,

@@ -1,0 +1,87 @@
+"""The embedded adapter: the real ClickHouse engine in this process, through chdb.
+
+chdb allows one engine per process and one process per data directory, so only `lambdapipe
+serve` (or a test) opens it; other processes go through the serve process's HTTP endpoint.
+A chdb session is not safe for concurrent queries (bound parameters of one query leak into
+another), so every call holds one lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pyarrow as pa
+from chdb import session as chdb_session
+
+from lambdapipe.serving.ddl import INSERT_SETTINGS
+from lambdapipe.serving.store import (
+    Params,
+    ServingStore,
+    StoreError,
+    check_dedup_token,
+    check_identifier,
+    param_text,
+)
+
+# One block per partition per insert: the dedup token names blocks by their index, so a
+# replayed batch must be cut into the same blocks as the first attempt.
+_SINGLE_BLOCK = {
+    "max_insert_threads": "1",
+    "min_insert_block_size_rows": "0",
+    "min_insert_block_size_bytes": "0",
+    "max_insert_block_size": "100000000",
+    "max_block_size": "100000000",
+}
+
+
+class EmbeddedStore(ServingStore):
+    """ClickHouse embedded with chdb, data kept in `data_dir`."""
+
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = data_dir
+        self._lock = threading.Lock()
+        self._session = chdb_session.Session(str(data_dir))
+
+    def _run(self, sql: str, fmt: str, params: Params | None) -> object:
+        bound = {name: param_text(value) for name, value in (params or {}).items()}
+        with self._lock:
+            try:
+                return self._session.query(sql, fmt, params=bound)
+            except Exception as exc:  # chdb raises a bare ChdbError/RuntimeError with CH's text
+                raise StoreError(str(exc)) from exc
+
+    def execute(self, sql: str, params: Params | None = None) -> None:
+        """Run a statement and discard its output."""
+        self._run(sql, "CSV", params)
+
+    def query_arrow(self, sql: str, params: Params | None = None) -> pa.Table:
+        """Run a query; the result as an Arrow table."""
+        result = self._run(sql, "ArrowTable", params)
+        if not isinstance(result, pa.Table):
+            raise StoreError(f"chdb returned {type(result).__name__}, not an Arrow table")
+        return result
+
+    def insert_arrow(self, table: str, data: pa.Table, dedup_token: str | None = None) -> int:
+        """Insert Arrow rows by column name through chdb's `Python()` table function."""
+        check_identifier(table)
+        columns = ", ".join(f"`{check_identifier(name)}`" for name in data.column_names)
+        settings = dict(INSERT_SETTINGS, **_SINGLE_BLOCK)
+        if dedup_token is not None:
+            settings["insert_deduplication_token"] = f"'{check_dedup_token(dedup_token)}'"
+        clause = ", ".join(f"{key} = {value}" for key, value in settings.items())
+        # chdb's Python() resolves this local variable by name from the caller's frame.
+        arrow_batch = data  # noqa: F841
+        self._run(
+            f"INSERT INTO {table} ({columns}) SETTINGS {clause} "
+            f"SELECT {columns} FROM Python(arrow_batch)",
+            "CSV",
+            None,
+        )
+        return data.num_rows
+
+    def close(self) -> None:
+        """Close the chdb session; the data directory is free for another owner."""
+        with self._lock:
+            self._session.close()

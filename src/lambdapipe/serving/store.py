@@ -1,0 +1,138 @@
+"""The serving store interface: ClickHouse SQL with bound parameters, Arrow in and out.
+
+Two adapters implement it: `embedded.EmbeddedStore` (chdb, in the `lambdapipe serve` process)
+and `http.HttpStore` (the ClickHouse HTTP interface, of a server or of `lambdapipe serve`).
+Business code sees only this interface and `open_store`.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, Final
+from uuid import UUID
+
+import pyarrow as pa
+
+from lambdapipe.serving.ddl import schema_statements
+
+Params = Mapping[str, Any]
+
+_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+# Tokens travel inside a SETTINGS clause and a URL: a conservative alphabet keeps both safe.
+_TOKEN: Final = re.compile(r"[A-Za-z0-9_.:/=+-]{1,512}")
+_READ_ONLY_ROOTS: Final = ("SelectWithUnionQuery", "SelectIntersectExceptQuery")
+_TSV_ESCAPES: Final = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+class StoreError(Exception):
+    """ClickHouse refused a statement; the message is ClickHouse's own."""
+
+
+class ReadOnlyViolation(StoreError):
+    """A statement other than a SELECT reached the read-only path."""
+
+
+def check_identifier(name: str) -> str:
+    """Return `name` if it is a plain ClickHouse identifier, else raise ValueError."""
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(f"not a table name: {name!r}")
+    return name
+
+
+def check_dedup_token(token: str) -> str:
+    """Return `token` if it uses the allowed alphabet `[A-Za-z0-9_.:/=+-]`, 1 to 512 chars."""
+    if not _TOKEN.fullmatch(token):
+        raise ValueError(f"dedup token must match {_TOKEN.pattern}: {token!r}")
+    return token
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return param_text(value)
+
+
+def param_text(value: Any) -> str:
+    """A query parameter as ClickHouse parses it for `{name:Type}` (escaped text format)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value.isoformat(sep=" ", timespec="milliseconds")
+    if isinstance(value, date | int | float | Decimal | UUID):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_literal(item) for item in value) + "]"
+    return str(value).translate(_TSV_ESCAPES)
+
+
+class ServingStore(ABC):
+    """ClickHouse, embedded or remote: the serving layer's only way to its data."""
+
+    @abstractmethod
+    def execute(self, sql: str, params: Params | None = None) -> None:
+        """Run a statement that returns nothing (DDL, OPTIMIZE, INSERT ... SELECT)."""
+
+    @abstractmethod
+    def query_arrow(self, sql: str, params: Params | None = None) -> pa.Table:
+        """Run a query with `{name:Type}` parameters bound from `params`; the result as Arrow."""
+
+    @abstractmethod
+    def insert_arrow(self, table: str, data: pa.Table, dedup_token: str | None = None) -> int:
+        """Insert `data` into `table` by column name; return the rows sent.
+
+        With a `dedup_token`, inserting the same token again adds nothing, in the table and in
+        every materialized view fed by it (see docs/serving.md for the token format).
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the engine or connection."""
+
+    def query_rows(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
+        """Like `query_arrow`, as a list of dicts."""
+        rows: list[dict[str, Any]] = self.query_arrow(sql, params).to_pylist()
+        return rows
+
+    def ping(self) -> bool:
+        """True when the store answers a trivial query."""
+        try:
+            return bool(self.query_rows("SELECT 1 AS ok")[0]["ok"] == 1)
+        except (StoreError, OSError):
+            return False
+
+    def query_readonly(self, sql: str, params: Params | None = None) -> pa.Table:
+        """Run one user-written SELECT under ClickHouse's `readonly = 1`.
+
+        ClickHouse itself parses the text (one statement only) and names its kind; anything but
+        a SELECT raises `ReadOnlyViolation` before it runs. The SELECT then runs wrapped in an
+        outer query with `SETTINGS readonly = 1`, which inner SETTINGS cannot relax.
+        """
+        try:
+            formatted = self.query_rows("SELECT formatQuerySingleLine({q:String}) AS q", {"q": sql})
+        except StoreError as exc:
+            raise StoreError(f"cannot parse the query: {exc}") from exc
+        statement = str(formatted[0]["q"])
+        ast = self.query_rows(f"EXPLAIN AST {statement}", params)
+        root = str(next(iter(ast[0].values()))).split(" ")[0] if ast else ""
+        if root not in _READ_ONLY_ROOTS:
+            raise ReadOnlyViolation(
+                f"read-only endpoint: only SELECT queries are allowed, got {root or 'nothing'}"
+            )
+        return self.query_arrow(f"SELECT * FROM ({statement}) SETTINGS readonly = 1", params)
+
+    def create_schema(self, retention_days: int) -> None:
+        """Create every table and materialized view that does not exist yet."""
+        for statement in schema_statements(retention_days):
+            self.execute(statement)
+
+    def __enter__(self) -> ServingStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -45,7 +45,10 @@ class EmbeddedStore(ServingStore):
         self._session = chdb_session.Session(str(data_dir))
 
     def _run(self, sql: str, fmt: str, params: Params | None) -> object:
-        bound = {name: param_text(value) for name, value in (params or {}).items()}
+        return self.run_bound(sql, fmt, {name: param_text(v) for name, v in (params or {}).items()})
+
+    def run_bound(self, sql: str, fmt: str, bound: dict[str, str]) -> object:
+        """Run `sql` with parameters already in ClickHouse's text form, output in `fmt`."""
         with self._lock:
             try:
                 return self._session.query(sql, fmt, params=bound)
@@ -55,6 +58,12 @@ class EmbeddedStore(ServingStore):
     def execute(self, sql: str, params: Params | None = None) -> None:
         """Run a statement and discard its output."""
         self._run(sql, "CSV", params)
+
+    def query_bytes(self, sql: str, fmt: str, bound: dict[str, str]) -> bytes:
+        """Run a query; the result serialized in the ClickHouse output format `fmt`."""
+        result = self.run_bound(sql, fmt, bound)
+        data = result.bytes()  # type: ignore[attr-defined]
+        return bytes(data)
 
     def query_arrow(self, sql: str, params: Params | None = None) -> pa.Table:
         """Run a query; the result as an Arrow table."""

@@ -30,7 +30,7 @@ TIER_SHARES = (0.58, 0.25, 0.12, 0.03, 0.02)
 DEVICES = ("desktop", "mobile", "tablet")
 BROWSERS = ("chrome", "safari", "firefox", "edge", "samsung", "other")
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_DASHES = (8, 13, 18, 23)
+_SESSION_SPAN_S = 20 * 60
 
 
 def uuid_strings(rng: np.random.Generator, n: int) -> pa.Array:
@@ -70,7 +70,8 @@ def make_batch(
 ) -> Batch:
     """About `events` events in sessions of ~10 events over `span_s` seconds from `start`.
 
-    `start` defaults to `span_s` before now, inside the tables' retention TTL.
+    `start` defaults to just far enough before now that no event is in the future (and all are
+    inside the tables' retention TTL).
     """
     rng = np.random.default_rng(seed)
     start = start or datetime.now(UTC) - timedelta(seconds=span_s)
@@ -82,7 +83,7 @@ def make_batch(
     session_start_ms = int(start.timestamp() * 1000) + rng.integers(
         0, int(span_s * 1000), size=n_sessions
     )
-    offset_in_session = rng.integers(0, 20 * 60_000, size=events)
+    offset_in_session = rng.integers(0, _SESSION_SPAN_S * 1000, size=events)
     ts_ms = session_start_ms[session_of] + offset_in_session
     order = np.lexsort((ts_ms, session_of))
     session_of, ts_ms = session_of[order], ts_ms[order]

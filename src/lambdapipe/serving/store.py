@@ -106,12 +106,12 @@ class ServingStore(ABC):
         except (StoreError, OSError):
             return False
 
-    def query_readonly(self, sql: str, params: Params | None = None) -> pa.Table:
-        """Run one user-written SELECT under ClickHouse's `readonly = 1`.
+    def readonly_statement(self, sql: str, params: Params | None = None) -> str:
+        """The one user-written SELECT in `sql`, wrapped to run under `readonly = 1`.
 
         ClickHouse itself parses the text (one statement only) and names its kind; anything but
-        a SELECT raises `ReadOnlyViolation` before it runs. The SELECT then runs wrapped in an
-        outer query with `SETTINGS readonly = 1`, which inner SETTINGS cannot relax.
+        a SELECT raises `ReadOnlyViolation` before it runs. The outer `SETTINGS readonly = 1`
+        cannot be relaxed by SETTINGS inside the user's query.
         """
         try:
             formatted = self.query_rows("SELECT formatQuerySingleLine({q:String}) AS q", {"q": sql})
@@ -124,7 +124,11 @@ class ServingStore(ABC):
             raise ReadOnlyViolation(
                 f"read-only endpoint: only SELECT queries are allowed, got {root or 'nothing'}"
             )
-        return self.query_arrow(f"SELECT * FROM ({statement}) SETTINGS readonly = 1", params)
+        return f"SELECT * FROM ({statement}) SETTINGS readonly = 1"
+
+    def query_readonly(self, sql: str, params: Params | None = None) -> pa.Table:
+        """Run one user-written SELECT under `readonly = 1` (see `readonly_statement`)."""
+        return self.query_arrow(self.readonly_statement(sql, params), params)
 
     def create_schema(self, retention_days: int) -> None:
         """Create every table and materialized view that does not exist yet."""

@@ -1,0 +1,202 @@
+"""The serving API: dashboard queries as JSON, read-only SQL, the dashboard page and metrics.
+
+`create_app(store)` serves any `ServingStore`. When the store is the embedded one, the app also
+mounts `clickhouse.router`, the ClickHouse-style HTTP endpoint other processes use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from pydantic import BaseModel
+
+from lambdapipe.serving import queries
+from lambdapipe.serving.dashboard import dashboard_html
+from lambdapipe.serving.embedded import EmbeddedStore
+from lambdapipe.serving.store import ReadOnlyViolation, ServingStore, StoreError
+
+# Literals (not built from the contracts) so OpenAPI lists them; a test checks them against it.
+Tier = Literal["bronze", "silver", "gold", "platinum", "unknown"]
+Device = Literal["desktop", "mobile", "tablet"]
+# Longest range a query may cover: beyond the retention there is nothing to read.
+MAX_RANGE_DAYS = 366
+
+
+class DateRange(BaseModel):
+    """Inclusive UTC day range of a query."""
+
+    start: date
+    end: date
+
+
+def date_range(
+    start: Annotated[date | None, Query(description="first UTC day, default yesterday")] = None,
+    end: Annotated[date | None, Query(description="last UTC day, default today")] = None,
+) -> DateRange:
+    """Validate `start <= end` and the range's length; defaults cover yesterday and today."""
+    today = datetime.now(UTC).date()
+    end = end or today
+    start = start or end - timedelta(days=1)
+    if start > end:
+        raise HTTPException(400, f"start ({start}) is after end ({end})")
+    if (end - start).days >= MAX_RANGE_DAYS:
+        raise HTTPException(400, f"range longer than {MAX_RANGE_DAYS} days")
+    return DateRange(start=start, end=end)
+
+
+Range = Annotated[DateRange, Depends(date_range)]
+
+
+class SqlQuery(BaseModel):
+    """A read-only SELECT for `lambdapipe query sql`."""
+
+    sql: str
+
+
+def _metrics(registry: CollectorRegistry) -> tuple[Counter, Histogram]:
+    requests = Counter(
+        "lambdapipe_serving_requests",
+        "API requests by route and status",
+        ["route", "status"],
+        registry=registry,
+    )
+    latency = Histogram(
+        "lambdapipe_serving_request_seconds",
+        "API request latency by route",
+        ["route"],
+        registry=registry,
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    )
+    return requests, latency
+
+
+def api_router(store: ServingStore) -> APIRouter:
+    """The JSON endpoints behind the dashboard and `lambdapipe query sql`."""
+    router = APIRouter(prefix="/api")
+
+    @router.get("/funnel", summary="Conversion funnel per session, ordered steps")
+    def funnel(days: Range, tier: Tier | None = None, device: Device | None = None) -> Any:
+        return queries.funnel(store, days.start, days.end, tier or "", device or "")
+
+    @router.get("/tiers", summary="Performance per user tier")
+    def tiers(days: Range) -> Any:
+        return queries.tier_performance(store, days.start, days.end)
+
+    @router.get("/products/top", summary="Top products by a metric")
+    def top_products(
+        days: Range,
+        metric: queries.ProductMetric = "revenue",
+        limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    ) -> Any:
+        return queries.top_products(store, days.start, days.end, metric, limit)
+
+    @router.get("/sessions", summary="Sessions per device, browser or tier")
+    def sessions(
+        days: Range,
+        group_by: queries.SessionGrouping = "device_type",
+        tier: Tier | None = None,
+        device: Device | None = None,
+    ) -> Any:
+        return queries.sessions(store, days.start, days.end, group_by, tier or "", device or "")
+
+    @router.get("/revenue", summary="Completed revenue over time")
+    def revenue(days: Range, interval: queries.Interval = "hour") -> Any:
+        return queries.revenue(store, days.start, days.end, interval)
+
+    @router.get("/freshness", summary="Now minus the newest event time, and ingestion lag")
+    def freshness() -> Any:
+        return queries.freshness(store)
+
+    @router.get("/activity", summary="Events/s, dead-letter rate, events per minute")
+    def activity(
+        window_s: Annotated[int, Query(ge=1, le=3600)] = 10,
+        minutes: Annotated[int, Query(ge=1, le=1440)] = 30,
+    ) -> Any:
+        return queries.activity(store, window_s, minutes)
+
+    @router.post("/sql", summary="Run one SELECT under readonly = 1")
+    def sql(body: SqlQuery) -> Any:
+        try:
+            table = store.query_readonly(body.sql)
+        except ReadOnlyViolation as exc:
+            raise HTTPException(403, str(exc)) from exc
+        except StoreError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        return JSONResponse(
+            {"columns": table.column_names, "rows": table.to_pylist()},
+            headers={"X-Rows": str(table.num_rows)},
+        )
+
+    return router
+
+
+def create_app(store: ServingStore, backend: str = "embedded") -> FastAPI:
+    """The FastAPI app serving `store`: API, dashboard, /health, /metrics (+ /clickhouse/)."""
+    app = FastAPI(
+        title="lambdapipe serving API",
+        description="Real-time e-commerce analytics from the speed layer's ClickHouse tables.",
+        version="1",
+    )
+    registry = CollectorRegistry()
+    requests, latency = _metrics(registry)
+
+    @app.middleware("http")
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        requests.labels(name, str(response.status_code)).inc()
+        latency.labels(name).observe(time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameters(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        return JSONResponse({"detail": "; ".join(problems)}, status_code=400)
+
+    @app.exception_handler(StoreError)
+    async def store_failed(request: Request, exc: StoreError) -> JSONResponse:
+        return JSONResponse({"detail": f"serving store error: {exc}"}, status_code=503)
+
+    @app.get("/health", summary="Liveness of the API and its store")
+    def health() -> JSONResponse:
+        alive = store.ping()
+        return JSONResponse(
+            {"status": "ok" if alive else "store unavailable", "backend": backend},
+            status_code=200 if alive else 503,
+        )
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def dashboard() -> str:
+        return dashboard_html()
+
+    app.include_router(api_router(store))
+    if isinstance(store, EmbeddedStore):
+        from lambdapipe.serving.clickhouse import clickhouse_router
+
+        app.include_router(clickhouse_router(store))
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,85 @@
+"""`lambdapipe serve` and `lambdapipe query sql`, mounted into the main CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+
+from lambdapipe.settings import Settings, get_settings
+
+app = typer.Typer(
+    help="Serving layer: API, dashboard and the realtime store.", no_args_is_help=True
+)
+query_app = typer.Typer(help="Query the serving store.", no_args_is_help=True)
+app.add_typer(query_app, name="query")
+console = Console(stderr=True)
+
+
+def write_prometheus_target(settings: Settings, host: str, port: int) -> Path:
+    """Register the serve process with the local Prometheus (file-based service discovery)."""
+    target = settings.conf_dir / "prometheus-targets" / "serving.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    entry = [{"targets": [f"{host}:{port}"], "labels": {"job": "lambdapipe-serving"}}]
+    target.write_text(json.dumps(entry, indent=2) + "\n")
+    return target
+
+
+@app.command()
+def serve(
+    port: Annotated[int | None, typer.Option(help="port, default from settings")] = None,
+    host: Annotated[str | None, typer.Option(help="interface, default from settings")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="chdb data directory")] = None,
+) -> None:
+    """Serve the API, the dashboard and (embedded backend) the ClickHouse HTTP endpoint."""
+    import uvicorn
+
+    from lambdapipe.serving import data_dir as default_data_dir
+    from lambdapipe.serving import open_store
+    from lambdapipe.serving.api import create_app
+
+    settings = get_settings()
+    serving = settings.serving.model_copy(
+        update={
+            "port": port or settings.serving.port,
+            "host": host or settings.serving.host,
+            "data_dir": data_dir or default_data_dir(settings),
+        }
+    )
+    settings = settings.model_copy(update={"serving": serving})
+    store = open_store(settings, owner=True)
+    store.create_schema(serving.retention_days)
+    target = write_prometheus_target(settings, serving.host, serving.port)
+    console.print(
+        f"[bold]serving[/] {serving.backend} store at {serving.data_dir or serving.server_url}\n"
+        f"  dashboard   {serving.endpoint}/\n  API docs    {serving.endpoint}/docs\n"
+        f"  ClickHouse  {serving.endpoint}/clickhouse/\n  Prometheus  {target}"
+    )
+    try:
+        uvicorn.run(
+            create_app(store, serving.backend),
+            host=serving.host,
+            port=serving.port,
+            log_level="warning",
+        )
+    finally:
+        store.close()
+
+
+@query_app.command("sql")
+def sql(statement: Annotated[str, typer.Argument(help="one SELECT statement")]) -> None:
+    """Run one read-only SELECT on the serving store; print rows as JSON."""
+    from lambdapipe.serving import open_store
+    from lambdapipe.serving.store import StoreError
+
+    with open_store(get_settings()) as store:
+        try:
+            table = store.query_readonly(statement)
+        except StoreError as exc:
+            console.print(f"[red]refused:[/] {exc}")
+            raise typer.Exit(1) from exc
+    typer.echo(orjson.dumps(table.to_pylist(), default=str, option=orjson.OPT_INDENT_2).decode())

@@ -135,6 +135,7 @@ class Session:
         "checkout_open",
         "device",
         "ip",
+        "key",
         "last_ms",
         "last_product",
         "logged_in",
@@ -157,6 +158,7 @@ class Session:
         browsers: AliasTable,
     ) -> None:
         self.user_id = user_id
+        self.key = user_id.encode()
         self.tier = tier
         self.slot_user = slot_user
         self.session_id = uuid_from_bits(rng.getrandbits(128))
@@ -312,7 +314,7 @@ class ShardStream:
                 self.day_hi = self.day_lo + 86_400_000
             self.day_counts[t * N_TIERS + s.tier] += 1
             line = orjson.dumps(event)
-            key = s.user_id.encode()
+            key = s.key
             if fault_rate and rng.random() < fault_rate:
                 self._fault(event, line, key, now_us, chunk)
             else:
@@ -438,7 +440,7 @@ class ShardStream:
             "timestamp": event["timestamp"],
         }
         chunk.transactions.append(orjson.dumps(transaction))
-        chunk.transaction_keys.append(s.user_id.encode())
+        chunk.transaction_keys.append(s.key)
         st = s.truth
         st.converted = True
         st.funnel |= 8

@@ -11,6 +11,7 @@ are owned by the workers themselves (only per-key order matters there).
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue as queue_module
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -224,6 +225,18 @@ def _worker(config: RunConfig, shards: list[int], queue: Any) -> None:
     queue.put(([s.truth for s in streams], errors, bytes_written))
 
 
+def _receive(queue: Any, process: Any) -> Any:
+    """The next message of a worker; raises instead of waiting forever if the worker died."""
+    while True:
+        try:
+            return queue.get(timeout=1.0)
+        except queue_module.Empty:
+            if not process.is_alive():
+                raise RuntimeError(
+                    f"generator worker exited with code {process.exitcode}"
+                ) from None
+
+
 def _run_workers(config: RunConfig, summary: Summary, progress: Callable[[int], None]) -> None:
     context = mp.get_context("spawn")
     k = config.workers
@@ -241,7 +254,7 @@ def _run_workers(config: RunConfig, summary: Summary, progress: Callable[[int], 
     while active:
         still = []
         for shard in active:
-            chunk, records, transactions, blobs = queues[shard % k].get()
+            chunk, records, transactions, blobs = _receive(queues[shard % k], processes[shard % k])
             if isinstance(sink, BlobSink):
                 sink.write_blobs(*blobs)
             _account(summary, chunk, records, transactions)
@@ -251,7 +264,7 @@ def _run_workers(config: RunConfig, summary: Summary, progress: Callable[[int], 
         active = still
     truths: list[Truth | None] = [None] * SHARDS
     for w in range(k):
-        shard_truths, errors, bytes_written = queues[w].get()
+        shard_truths, errors, bytes_written = _receive(queues[w], processes[w])
         for shard, truth in zip(owned[w], shard_truths, strict=True):
             truths[shard] = truth
         summary.delivery_errors += errors

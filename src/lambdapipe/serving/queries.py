@@ -198,7 +198,8 @@ SELECT
      WHERE ingested_at > now64(3) - toIntervalSecond({window_s:UInt32})) AS dead_lettered"""
 
 PER_MINUTE_SQL: Final = """
-SELECT toDateTime64(minute, 0, 'UTC') AS minute, sum(a.events) AS events, uniqMerge(a.users) AS users
+SELECT
+    toDateTime64(minute, 0, 'UTC') AS minute, sum(a.events) AS events, uniqMerge(a.users) AS users
 FROM user_activity_summary_agg AS a
 WHERE minute > now() - toIntervalMinute({minutes:UInt32})
 GROUP BY a.minute

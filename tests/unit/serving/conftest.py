@@ -1,0 +1,46 @@
+"""One embedded store per test session (chdb allows one engine per process); tables emptied per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lambdapipe.serving.ddl import MATERIALIZED_VIEWS, TABLES
+from lambdapipe.serving.embedded import EmbeddedStore
+from lambdapipe.serving.sample import Batch, make_batch
+
+RETENTION_DAYS = 30
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
+    store = EmbeddedStore(Path(tmp_path_factory.mktemp("chdb")))
+    store.create_schema(RETENTION_DAYS)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def store(engine: EmbeddedStore) -> EmbeddedStore:
+    """The session's store with every table and MV target empty."""
+    for table in TABLES:
+        engine.execute(f"TRUNCATE TABLE {table.name}")
+    for view in MATERIALIZED_VIEWS:
+        engine.execute(f"TRUNCATE TABLE {view.target}")
+    return engine
+
+
+@pytest.fixture(scope="session")
+def batch() -> Batch:
+    return make_batch(20_000, seed=7)
+
+
+def load(store: EmbeddedStore, batch: Batch, token: str = "q:0") -> None:
+    """Insert a batch into the three realtime tables with per-table dedup tokens."""
+    store.insert_arrow("user_events_realtime", batch.events, f"{token}:user_events_realtime")
+    store.insert_arrow(
+        "transactions_realtime", batch.transactions, f"{token}:transactions_realtime"
+    )
+    store.insert_arrow("user_sessions_realtime", batch.sessions, f"{token}:user_sessions_realtime")

@@ -27,6 +27,9 @@ from lambdapipe.generator.truth import EVENT_TYPES, Truth, merged, write_truth
 
 SHARDS: Final = 8
 WINDOW: Final = 2048
+MIN_WINDOW: Final = 16
+MAX_WINDOW_SPAN_US: Final = 10_000_000
+PACED_WINDOW_SPAN_US: Final = 100_000
 DEFAULT_STEP_US: Final = 1_000.0
 
 
@@ -119,8 +122,14 @@ def plan(
 
 def stream_configs(config: RunConfig) -> list[StreamConfig]:
     """The SHARDS stream configurations of a run."""
-    # Paced runs use short windows so that records leave soon after their event time.
-    window = WINDOW if not config.paced else max(1, min(WINDOW, int(1e5 / config.step_us)))
+    # A window's event-time span (at most 10 s, or 16 events) bounds how far event time steps
+    # back between shards in the output; paced runs use ~100 ms windows so records leave soon
+    # after their event time.
+    shard_step = config.step_us * SHARDS
+    if config.paced:
+        window = max(1, min(WINDOW, int(PACED_WINDOW_SPAN_US / shard_step)))
+    else:
+        window = max(MIN_WINDOW, min(WINDOW, int(MAX_WINDOW_SPAN_US / shard_step)))
     return [
         StreamConfig(
             seed=config.seed,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -177,3 +178,20 @@ def test_cli_generates_a_file_with_truth_and_summary(tmp_path: Path) -> None:
 def test_cli_rejects_a_bad_fault_spec() -> None:
     result = CliRunner().invoke(app, ["--events", "10", "--sink", "stdout", "--faults", "x=1"])
     assert result.exit_code == 2
+
+
+def test_late_events_arrive_their_delay_behind_event_time(generate: Generate) -> None:
+    # One event per second of event time for ~5.5 hours; late events held back by one hour.
+    summary, path = generate(events=20_000, duration="20000s", faults="late=0.02:1h")
+    late = summary.truth.late
+    newest = ""
+    lags = []
+    for event in read_records(path)[0]:
+        stamp = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
+        newest = max(newest, event["timestamp"])
+        lags.append(datetime.fromisoformat(newest.replace("Z", "+00:00")) - stamp)
+    # Windows of 16 events per shard at 8 s per shard event: on-time events lag up to ~2 min.
+    behind = [lag for lag in lags if lag > timedelta(minutes=5)]
+    # Late events still held when the run ends are flushed early, the rest lag ~1 hour.
+    assert len(behind) <= late
+    assert sum(lag >= timedelta(minutes=59) for lag in behind) > 0.7 * late > 0

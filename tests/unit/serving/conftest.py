@@ -1,4 +1,4 @@
-"""One embedded store per test session (chdb allows one engine per process); tables emptied per test."""
+"""One embedded store per session (chdb: one engine per process); tables emptied per test."""
 
 from __future__ import annotations
 

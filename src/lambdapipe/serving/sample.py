@@ -74,7 +74,7 @@ def make_batch(
     inside the tables' retention TTL).
     """
     rng = np.random.default_rng(seed)
-    start = start or datetime.now(UTC) - timedelta(seconds=span_s)
+    start = start or datetime.now(UTC) - timedelta(seconds=span_s + _SESSION_SPAN_S)
     n_sessions = max(1, events // 10)
     session_of = np.sort(rng.integers(0, n_sessions, size=events))
     session_ids = uuid_strings(rng, n_sessions)

@@ -1,0 +1,76 @@
+"""Headless Chromium loads the dashboard while batches arrive; its funnel equals the API's."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lambdapipe.serving.http import HttpStore
+from lambdapipe.serving.sample import make_batch
+
+from .test_serving_http import serve  # noqa: F401  (module-scoped serve fixture)
+
+pytestmark = pytest.mark.integration
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def feed(url: str, stop: threading.Event) -> None:
+    with HttpStore(f"{url}/clickhouse/") as store:
+        for index in range(6):
+            if stop.is_set():
+                return
+            batch = make_batch(3_000, seed=100 + index, span_s=600)
+            store.insert_arrow("user_events_realtime", batch.events, f"ui:{index}:e")
+            store.insert_arrow("user_sessions_realtime", batch.sessions, f"ui:{index}:s")
+            store.insert_arrow("transactions_realtime", batch.transactions, f"ui:{index}:t")
+            time.sleep(0.5)
+
+
+def test_dashboard_funnel_matches_api(serve: str) -> None:  # noqa: F811
+    playwright = pytest.importorskip("playwright.sync_api")
+    stop = threading.Event()
+    feeder = threading.Thread(target=feed, args=(serve, stop))
+    feeder.start()
+    try:
+        with playwright.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(serve + "/")
+            page.wait_for_selector("[data-step='page_view']")
+            feeder.join()
+            # Data has stopped arriving: after the next refresh the page and the API agree.
+            expected = httpx.get(f"{serve}/api/funnel").json()
+            page.wait_for_function(
+                "n => document.querySelector(\"[data-step='purchase']\") && "
+                "document.querySelector(\"[data-step='page_view']\").textContent"
+                ".replace(/,/g, '') === String(n)",
+                arg=expected["steps"][0]["sessions"],
+                timeout=10_000,
+            )
+            shown = {
+                step["step"]: int(
+                    page.text_content(f"[data-step='{step['step']}']").replace(",", "")
+                )
+                for step in expected["steps"]
+            }
+            assert shown == {step["step"]: step["sessions"] for step in expected["steps"]}
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            browser.close()
+    finally:
+        stop.set()
+        feeder.join()

@@ -42,7 +42,7 @@ class EmbeddedStore(ServingStore):
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
         self._lock = threading.Lock()
-        self._session = chdb_session.Session(str(data_dir))
+        self._session = chdb_session.Session(str(data_dir))  # type: ignore[no-untyped-call]
 
     def _run(self, sql: str, fmt: str, params: Params | None) -> object:
         return self.run_bound(sql, fmt, {name: param_text(v) for name, v in (params or {}).items()})
@@ -51,7 +51,7 @@ class EmbeddedStore(ServingStore):
         """Run `sql` with parameters already in ClickHouse's text form, output in `fmt`."""
         with self._lock:
             try:
-                return self._session.query(sql, fmt, params=bound)
+                return self._session.query(sql, fmt, params=bound)  # type: ignore[no-untyped-call]
             except Exception as exc:  # chdb raises a bare ChdbError/RuntimeError with CH's text
                 raise StoreError(str(exc)) from exc
 
@@ -88,9 +88,9 @@ class EmbeddedStore(ServingStore):
             "CSV",
             None,
         )
-        return data.num_rows
+        return int(data.num_rows)
 
     def close(self) -> None:
         """Close the chdb session; the data directory is free for another owner."""
         with self._lock:
-            self._session.close()
+            self._session.close()  # type: ignore[no-untyped-call]

@@ -90,7 +90,7 @@ class HttpStore(ServingStore):
             settings["insert_deduplication_token"] = check_dedup_token(dedup_token)
         sql = f"INSERT INTO {check_identifier(table)} ({columns}) FORMAT {ARROW_STREAM}"
         self._post(sql, None, settings, arrow_stream_bytes(data))
-        return data.num_rows
+        return int(data.num_rows)
 
     def close(self) -> None:
         """Close the HTTP connection pool."""

@@ -45,8 +45,10 @@ def uuid_strings(rng: np.random.Generator, n: int) -> pa.Array:
     return pa.array(text.view("S36").ravel()).cast(pa.string())
 
 
-def _pick(rng: np.random.Generator, values: tuple[str, ...], n: int, p: object = None) -> pa.Array:
-    index = rng.choice(len(values), size=n, p=p)  # type: ignore[arg-type]
+def _pick(
+    rng: np.random.Generator, values: tuple[str, ...], n: int, p: tuple[float, ...] | None = None
+) -> pa.Array:
+    index = rng.choice(len(values), size=n, p=p)
     return pa.DictionaryArray.from_arrays(pa.array(index, pa.int32()), pa.array(values)).cast(
         pa.string()
     )
@@ -117,7 +119,9 @@ def make_batch(
             "device_type": device.take(per_event),
             "browser": browser.take(per_event),
             "ip_address": pa.array(ips, pa.uint32()),
-            "page_url": pa.array(np.where(kind == "page_view", "/home", None)),
+            "page_url": pa.compute.if_else(
+                pa.compute.equal(pa.array(kind), "page_view"), "/home", pa.scalar(None, pa.string())
+            ),
             "product_id": pa.array(product_ids.to_numpy(zero_copy_only=False), mask=~has_product),
             "quantity": pa.array(quantity, pa.uint8(), mask=~has_product),
             "transaction_id": pa.array(

@@ -63,12 +63,13 @@ def param_text(value: Any) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             value = value.astimezone(UTC).replace(tzinfo=None)
-        return value.isoformat(sep=" ", timespec="milliseconds")
+        return str(value.isoformat(sep=" ", timespec="milliseconds"))
     if isinstance(value, date | int | float | Decimal | UUID):
         return str(value)
     if isinstance(value, list | tuple):
         return "[" + ",".join(_literal(item) for item in value) + "]"
-    return str(value).translate(_TSV_ESCAPES)
+    text: str = str(value).translate(_TSV_ESCAPES)
+    return text
 
 
 class ServingStore(ABC):

@@ -14,8 +14,11 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from lambdapipe.generator.cli import app as generator_app
+from lambdapipe.ingest.cli import cdc_app, dims_app
 from lambdapipe.runtime.process import RuntimeProblem
 from lambdapipe.runtime.stack import Stack, status_dicts, with_kafka_nodes
+from lambdapipe.serving.cli import app as serving_app
 from lambdapipe.settings import get_settings
 
 app = typer.Typer(
@@ -26,6 +29,20 @@ app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
+
+
+def _mount(sub: typer.Typer, name: str | None = None) -> None:
+    """Mount a layer's sub-application (merged when unnamed), with friendly error handling."""
+    apps = [sub, *(g.typer_instance for g in sub.registered_groups if g.typer_instance)]
+    for each in apps:
+        for command in each.registered_commands:
+            if command.callback is not None:
+                command.callback = friendly(command.callback)
+        info = each.registered_callback
+        if info is not None and info.callback is not None:
+            info.callback = friendly(info.callback)
+    app.add_typer(sub, name=name)
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -121,6 +138,12 @@ def _print_status(stack: Stack) -> None:
         )
     console.print(table)
     console.print(f"resident memory of the stack: {total / 1024:.2f} GiB")
+
+
+_mount(generator_app, "generate")
+_mount(dims_app, "dims")
+_mount(cdc_app, "cdc")
+_mount(serving_app)
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ def lambdapipe(home: Path, *args: str, **extra: str) -> subprocess.CompletedProc
 
 
 def assert_clear_error(result: subprocess.CompletedProcess[str], *phrases: str) -> None:
-    output = result.stdout + result.stderr
+    output = " ".join((result.stdout + result.stderr).split())  # undo the console's wrapping
     assert result.returncode == 1, output
     assert "Traceback" not in output
     for phrase in phrases:

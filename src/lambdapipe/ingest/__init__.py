@@ -1,1 +1,1 @@
-"""ingest"""
+"""Ingest: the shop's PostgreSQL dimensions and their change capture into Kafka (Debezium)."""

@@ -138,11 +138,21 @@ class ManagedProcess:
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> bool:
         """Signal the process group, wait, then SIGKILL. Returns True if it was running."""
+        info = self.signal(sig)
+        if info is not None:
+            self.wait_stopped(info, timeout_s)
+        return info is not None
+
+    def signal(self, sig: int) -> ProcessInfo | None:
+        """Send `sig` to the process group; the process signalled, or None if not running."""
         info = self.info()
-        if info is None:
-            return False
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(info.pid, sig)
+        if info is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(info.pid, sig)
+        return info
+
+    def wait_stopped(self, info: ProcessInfo, timeout_s: float) -> None:
+        """Wait for the signalled process to exit; SIGKILL it after `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not psutil.pid_exists(info.pid) or _is_zombie(info.pid):
@@ -153,7 +163,6 @@ class ManagedProcess:
                 os.killpg(info.pid, signal.SIGKILL)
             time.sleep(0.2)
         self.pid_file.unlink(missing_ok=True)
-        return True
 
     def kill(self) -> None:
         """kill -9, as a crash would (for failure tests)."""

@@ -101,6 +101,11 @@ class Stack:
     def _check_ports(self, service: Service) -> None:
         for port in service.ports:
             owner = port_owner(port)
+            # a process that just died may hold its sockets a moment longer while it is reaped
+            deadline = time.monotonic() + 5
+            while owner is not None and time.monotonic() < deadline:
+                time.sleep(0.2)
+                owner = port_owner(port)
             if owner is not None:
                 raise RuntimeProblem(
                     f"{service.name}: port {port} is already in use by {owner}",
@@ -131,10 +136,16 @@ class Stack:
     ) -> list[str]:
         """Stop services in reverse order; with purge, delete their data and logs too."""
         stopped = []
-        for service in reversed(self.select(names)):
-            if service.process.stop(service.stop_signal, service.stop_timeout_s):
-                progress(f"{service.name}: stopped")
-                stopped.append(service.name)
+        chosen = self.select(names)
+        # stop wave by wave, dependants first; inside a wave in parallel (the Kafka nodes of a
+        # cluster must go together: the last one alone waits for a quorum that has left)
+        for wave in reversed(self._waves(chosen)):
+            signalled = [(s, s.process.signal(s.stop_signal)) for s in wave]
+            for service, info in signalled:
+                if info is not None:
+                    service.process.wait_stopped(info, service.stop_timeout_s)
+                    progress(f"{service.name}: stopped")
+                    stopped.append(service.name)
         if purge:
             if names is not None:
                 raise RuntimeProblem("--purge removes the whole stack's data; give no service")
@@ -147,6 +158,16 @@ class Stack:
                 shutil.rmtree(directory, ignore_errors=True)
             progress(f"purged data, logs and configuration under {self.settings.home}")
         return stopped
+
+    def _waves(self, chosen: list[Service]) -> list[list[Service]]:
+        """Services grouped by dependency depth: each wave needs only earlier waves."""
+        depth: dict[str, int] = {}
+        for service in self.services:  # start order: dependencies come first
+            depth[service.name] = 1 + max((depth[d] for d in service.depends_on), default=-1)
+        waves: dict[int, list[Service]] = {}
+        for service in chosen:
+            waves.setdefault(depth[service.name], []).append(service)
+        return [waves[d] for d in sorted(waves)]
 
     def status(self) -> list[ServiceStatus]:
         result = []

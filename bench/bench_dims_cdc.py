@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 
 import orjson
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from lambdapipe.generator.population import TIERS, users
 from lambdapipe.ingest import cdc
@@ -71,7 +71,7 @@ class TopicTail:
                 try:
                     low, high = self.consumer.get_watermark_offsets(TopicPartition(name, p), 10)
                     break
-                except Exception:  # noqa: BLE001 (leaders of a new topic settle)
+                except KafkaException:  # leaders of a new topic are still settling
                     time.sleep(0.5)
             parts.append(TopicPartition(name, p, low if from_start else high))
         self.consumer.assign(parts)

@@ -14,12 +14,14 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from lambdapipe.contracts.cli import app as schemas_app
 from lambdapipe.generator.cli import app as generator_app
 from lambdapipe.ingest.cli import cdc_app, dims_app
 from lambdapipe.runtime.process import RuntimeProblem
 from lambdapipe.runtime.stack import Stack, status_dicts, with_kafka_nodes
 from lambdapipe.serving.cli import app as serving_app
 from lambdapipe.settings import get_settings
+from lambdapipe.speed.cli import app as speed_app
 
 app = typer.Typer(
     help="lambdapipe: a Lambda Architecture analytics pipeline for an online shop.",
@@ -140,10 +142,12 @@ def _print_status(stack: Stack) -> None:
     console.print(f"resident memory of the stack: {total / 1024:.2f} GiB")
 
 
+_mount(schemas_app, "schemas")
 _mount(generator_app, "generate")
 _mount(dims_app, "dims")
 _mount(cdc_app, "cdc")
 _mount(serving_app)
+_mount(speed_app, "speed")
 
 
 def main() -> None:

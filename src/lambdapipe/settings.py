@@ -175,6 +175,34 @@ class ServingSettings(_Section):
         return self.server_url or f"{self.endpoint}/clickhouse/"
 
 
+class SpeedSettings(_Section):
+    """The speed layer: one Spark Structured Streaming job from Kafka to the serving store.
+
+    Durations are in seconds. The watermark delay is `lateness_s + max_future_skew_s`, so no
+    event the job accepts as on time can fall behind the watermark (docs/speed.md).
+    """
+
+    # local[*] by default; a cluster URL (spark://, k8s://) by configuration
+    master: str = "local[*]"
+    trigger_interval: str = "2 seconds"
+    max_offsets_per_trigger: int = 200_000
+    # a local directory or an s3a:// URL; defaults to <home>/data/speed/checkpoints
+    checkpoint_location: str = ""
+    # an event older than this (against the micro-batch time) is dead-lettered as `late`
+    lateness_s: int = 600
+    # the validator's limit for event times ahead of the clock (contracts default: 5 minutes)
+    max_future_skew_s: int = 300
+    session_gap_s: int = 1800
+    driver_memory: str = "1g"
+    shuffle_partitions: int = 4
+    # a lost offset range (retention, truncation) stops the job unless this is set explicitly
+    fail_on_data_loss: bool = True
+    # how long a write to the store is retried before the batch fails (and the query restarts)
+    store_retry_s: float = 120.0
+    max_restarts: int = 5
+    metrics_port: int = 9108
+
+
 class Settings(BaseSettings):
     """All of lambdapipe's configuration. Build it with `get_settings()`."""
 
@@ -200,6 +228,7 @@ class Settings(BaseSettings):
     s3: S3Settings = S3Settings()
     prometheus: PrometheusSettings = PrometheusSettings()
     serving: ServingSettings = ServingSettings()
+    speed: SpeedSettings = SpeedSettings()
 
     def model_post_init(self, context: object, /) -> None:
         if self.port_offset:
@@ -210,6 +239,7 @@ class Settings(BaseSettings):
                 "registry": {"port": self.registry.port + self.port_offset},
                 "s3": {"port": self.s3.port + self.port_offset},
                 "serving": {"port": self.serving.port + self.port_offset},
+                "speed": {"metrics_port": self.speed.metrics_port + self.port_offset},
                 "prometheus": {
                     "port": self.prometheus.port + self.port_offset,
                     "kafka_exporter_port": self.prometheus.kafka_exporter_port + self.port_offset,

@@ -1,0 +1,143 @@
+"""Writes to the serving store, exactly once per micro-batch, and to the Kafka dead-letter topic.
+
+Every insert carries the token `<query id>:<batch id>:<table>`: a replayed batch (after a crash,
+before Spark committed it) inserts nothing twice. A store that does not answer is retried with
+exponential backoff for `store_retry_s`; after that the batch fails, the query stops, and the
+job restarts it from its checkpoint (the same batch, the same tokens).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from confluent_kafka import Producer
+
+from lambdapipe.serving.store import ServingStore, StoreError
+from lambdapipe.speed.dead_letters import DLQ_HEADERS
+
+log = logging.getLogger(__name__)
+
+FIRST_BACKOFF_S: Final = 0.25
+MAX_BACKOFF_S: Final = 5.0
+
+
+class StoreUnavailable(RuntimeError):
+    """The store refused or missed every attempt for the whole retry budget."""
+
+
+def insert_token(query_id: str, batch_id: int, table: str) -> str:
+    """The deterministic insert deduplication token of one table in one micro-batch."""
+    return f"{query_id}:{batch_id}:{table}"
+
+
+def to_store_types(data: pa.Table) -> pa.Table:
+    """Arrow from Spark as the store reads it: timestamps in ms (UTC), nothing else changed."""
+    columns = []
+    for field, column in zip(data.schema, data.columns, strict=True):
+        if pa.types.is_timestamp(field.type):
+            column = pc.cast(column, pa.timestamp("ms", tz="UTC"), safe=False)
+        columns.append(column)
+    return pa.table(columns, names=data.column_names)
+
+
+class ServingSink:
+    """Inserts Arrow batches into the store with tokens, retrying while it is unreachable."""
+
+    def __init__(
+        self,
+        store: ServingStore,
+        retry_s: float,
+        sleep: Callable[[float], None] = time.sleep,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.retry_s = retry_s
+        self._sleep = sleep
+        self._on_retry = on_retry
+
+    def write(self, table: str, data: pa.Table, token: str) -> int:
+        """Insert `data` into `table` once (per token); raise StoreUnavailable after the budget."""
+        if data.num_rows == 0:
+            return 0
+        data = to_store_types(data)
+        began = time.monotonic()
+        backoff = FIRST_BACKOFF_S
+        while True:
+            try:
+                return self.store.insert_arrow(table, data, token)
+            except (StoreError, OSError) as exc:
+                waited = time.monotonic() - began
+                if waited + backoff > self.retry_s:
+                    raise StoreUnavailable(
+                        f"insert into {table} failed for {waited:.0f}s: {exc}"
+                    ) from exc
+                log.warning("insert into %s failed (%s); retrying in %.2fs", table, exc, backoff)
+                if self._on_retry is not None:
+                    self._on_retry(table)
+                self._sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+
+def _header(value: object) -> bytes:
+    if value is None:
+        return b""
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat()).encode()
+    return str(value).encode()
+
+
+class DeadLetterProducer:
+    """Sends dead letters to the Kafka DLQ: original key and value, the verdict in headers.
+
+    At least once: a replayed batch sends its dead letters again; (source_topic,
+    source_partition, source_offset) identifies a dead letter, and readers deduplicate on it.
+    """
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "acks": "all",
+                "enable.idempotence": True,
+                "compression.type": "lz4",
+                "linger.ms": 5,
+                "log_level": 3,
+            }
+        )
+        self._errors: list[str] = []
+
+    def _delivered(self, err: object, _msg: object) -> None:
+        if err is not None:
+            self._errors.append(str(err))
+
+    def send(self, dead: pa.Table, timeout_s: float = 60.0) -> int:
+        """Send every row of `dead` (route_dead_letters columns) and wait for the broker."""
+        for row in dead.to_pylist():
+            headers: list[tuple[str, str | bytes | None]] = [
+                (name, _header(row[name])) for name in DLQ_HEADERS
+            ]
+            self._producer.produce(
+                self.topic,
+                value=row["raw"],
+                key=row["key"],
+                headers=headers,
+                on_delivery=self._delivered,
+            )
+            self._producer.poll(0)
+        remaining = self._producer.flush(timeout_s)
+        if remaining or self._errors:
+            errors, self._errors = self._errors, []
+            raise StoreUnavailable(
+                f"dead-letter topic {self.topic}: {remaining} undelivered, errors {errors[:3]}"
+            )
+        return int(dead.num_rows)
+
+    def close(self) -> None:
+        """Deliver what is pending."""
+        self._producer.flush(30)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdapipe.serving import queries
+from lambdapipe.serving.ddl import MATERIALIZED_VIEWS
 from lambdapipe.serving.embedded import EmbeddedStore
 from lambdapipe.serving.sample import make_batch
 
@@ -56,7 +57,9 @@ def main() -> None:
             store.insert_arrow("transactions_realtime", batch.transactions, f"load:{index}:t")
             store.insert_arrow("user_sessions_realtime", batch.sessions, f"load:{index}:s")
             loaded += batch.events.num_rows
-        for table in ("user_events_realtime", "conversion_funnel_agg", "product_performance_agg"):
+        # Steady state: background merges have caught up with the load.
+        targets = dict.fromkeys(view.target for view in MATERIALIZED_VIEWS)
+        for table in ("user_events_realtime", *targets):
             store.execute(f"OPTIMIZE TABLE {table} FINAL")
         today = now.date()
         week = today - timedelta(days=6)

@@ -23,9 +23,22 @@ INSERT_SETTINGS: Final[dict[str, str]] = {
     "deduplicate_blocks_in_dependent_materialized_views": "1",
 }
 FUNNEL_STEPS: Final = ("page_view", "product_view", "add_to_cart", "checkout_start", "purchase")
-# Longest time (ms) allowed from the first to the last funnel step; sessions end after 30 idle
-# minutes, so a day covers any session the speed layer emits.
-FUNNEL_WINDOW_MS: Final = 86_400_000
+# The per-event-type counts of a closed session (`user_sessions_realtime`) behind each step.
+FUNNEL_STEP_COUNTS: Final = (
+    "page_views",
+    "product_views",
+    "add_to_carts",
+    "checkout_starts",
+    "purchases",
+)
+# Distinct counts are HyperLogLog-backed uniqCombined states with 2^14 cells: ~0.8% standard
+# error, at most ~12 KB per state, exact below a few thousand values; small enough that queries
+# merge thousands of them in milliseconds (uniq states reach 256 KB).
+DISTINCT: Final = "uniqCombined(14)"
+# Relative accuracy of the ingestion-lag quantile sketch (DDSketch: merges are exact).
+LAG_ACCURACY: Final = 0.01
+# The ingestion rollup only answers "the last minute"; a day of it is plenty.
+INGESTION_TTL_DAYS: Final = 1
 
 INGESTED_AT: Final[Column] = ("ingested_at", "DateTime64(3, 'UTC')")
 _TIME: Final = "DateTime64(3, 'UTC')"
@@ -61,7 +74,12 @@ class Table:
 
 @dataclass(frozen=True)
 class MaterializedView:
-    """An aggregating MV: its target AggregatingMergeTree table and the SELECT that feeds it."""
+    """An aggregating MV: its target AggregatingMergeTree table and the SELECT that feeds it.
+
+    `into` names a target shared by several views (default `<view without _mv>_agg`); `ttl`
+    keeps a rollup that only answers recent questions small; a small `index_granularity` lets
+    a lookup of a few keys skip the large aggregate states of the other rows.
+    """
 
     name: str
     source: str
@@ -69,21 +87,27 @@ class MaterializedView:
     order_by: str
     partition_by: str
     select: str
+    into: str | None = None
+    ttl: str | None = None
+    index_granularity: int = 8192
 
     @property
     def target(self) -> str:
         """The table the MV writes to; queries read it with -Merge functions."""
-        return f"{self.name.removesuffix('_mv')}_agg"
+        return self.into or f"{self.name.removesuffix('_mv')}_agg"
 
     def ddl(self) -> tuple[str, str]:
         """CREATE TABLE for the target, then CREATE MATERIALIZED VIEW ... TO it."""
         cols = ",\n    ".join(f"`{name}` {kind}" for name, kind in self.columns)
+        ttl = f"TTL {self.ttl}\n" if self.ttl else ""
         table = (
             f"CREATE TABLE IF NOT EXISTS {self.target} (\n    {cols}\n)\n"
             f"ENGINE = AggregatingMergeTree\n"
             f"PARTITION BY {self.partition_by}\n"
             f"ORDER BY ({self.order_by})\n"
-            f"SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}"
+            f"{ttl}"
+            f"SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}, "
+            f"index_granularity = {self.index_granularity}"
         )
         view = (
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {self.name} TO {self.target} AS\n{self.select}"
@@ -150,8 +174,60 @@ def _agg(function: str, argument_type: str) -> str:
     return f"AggregateFunction({function}, {argument_type})"
 
 
-def _funnel_conditions() -> str:
-    return ", ".join(f"event_type = '{step}'" for step in FUNNEL_STEPS)
+def _state(argument: str, condition: str | None = None) -> str:
+    """The -State (or -StateIf) call of the distinct-count function on `argument`."""
+    function, params = DISTINCT.split("(", 1)
+    if condition is None:
+        return f"{function}State({params}({argument})"
+    return f"{function}StateIf({params}({argument}, {condition})"
+
+
+def _sum(kind: str = "UInt64") -> str:
+    return f"SimpleAggregateFunction(sum, {kind})"
+
+
+def funnel_step_flags(prefix: str = "") -> list[str]:
+    """One 0/1 expression per funnel step: the session has every step up to this one."""
+    flags, reached = [], []
+    for count in FUNNEL_STEP_COUNTS:
+        reached.append(f"{prefix}{count} > 0")
+        flags.append(" AND ".join(reached))
+    return flags
+
+
+def _funnel_step_counts() -> str:
+    return ",\n    ".join(
+        f"toUInt64(countIf({flag})) AS reached_{step}"
+        for step, flag in zip(FUNNEL_STEPS, funnel_step_flags(), strict=True)
+    )
+
+
+def _ingestion(source: str) -> MaterializedView:
+    """Per table and ingestion second: rows, newest event, and a lag sketch (ingested - event)."""
+    return MaterializedView(
+        name=f"{source.removesuffix('_realtime')}_ingestion_mv",
+        source=source,
+        into="ingestion_agg",
+        columns=(
+            ("table", _LOW),
+            ("second", "DateTime('UTC')"),
+            ("rows", _sum()),
+            ("newest", f"SimpleAggregateFunction(max, {_TIME})"),
+            ("lag_ms", _agg(f"quantileDD({LAG_ACCURACY}, 0.95)", "Int64")),
+        ),
+        order_by="table, second",
+        partition_by="toYYYYMMDD(second)",
+        ttl=f"second + INTERVAL {INGESTION_TTL_DAYS} DAY",
+        # One group per insert (ingested_at is one DEFAULT per block): almost free per row.
+        select=f"""SELECT
+    '{source}' AS table,
+    toDateTime(ingested_at, 'UTC') AS second,
+    toUInt64(count()) AS rows,
+    max(timestamp) AS newest,
+    quantileDDState({LAG_ACCURACY}, 0.95)(dateDiff('millisecond', timestamp, ingested_at)) AS lag_ms
+FROM {source}
+GROUP BY second""",
+    )
 
 
 MATERIALIZED_VIEWS: Final[tuple[MaterializedView, ...]] = (
@@ -163,51 +239,42 @@ MATERIALIZED_VIEWS: Final[tuple[MaterializedView, ...]] = (
             ("event_type", _LOW),
             ("user_tier", _LOW),
             ("device_type", _LOW),
-            ("events", "SimpleAggregateFunction(sum, UInt64)"),
-            ("users", _agg("uniq", "UUID")),
-            ("sessions", _agg("uniq", "UUID")),
+            ("events", _sum()),
+            ("users", _agg(DISTINCT, "UUID")),
         ),
         order_by="minute, event_type, user_tier, device_type",
         partition_by="toYYYYMM(minute)",
-        select="""SELECT
+        select=f"""SELECT
     toStartOfMinute(timestamp) AS minute,
     event_type,
     user_tier,
     device_type,
     toUInt64(count()) AS events,
-    uniqState(user_id) AS users,
-    uniqState(session_id) AS sessions
+    {_state("user_id")} AS users
 FROM user_events_realtime
 GROUP BY minute, event_type, user_tier, device_type""",
     ),
     MaterializedView(
         name="conversion_funnel_mv",
-        source="user_events_realtime",
+        source="user_sessions_realtime",
         columns=(
             ("day", "Date"),
-            ("session_id", "UUID"),
-            ("user_tier", f"SimpleAggregateFunction(anyLast, {_LOW})"),
-            ("device_type", f"SimpleAggregateFunction(anyLast, {_LOW})"),
-            (
-                "funnel",
-                f"AggregateFunction(windowFunnel({FUNNEL_WINDOW_MS}), UInt64, "
-                + ", ".join(["UInt8"] * len(FUNNEL_STEPS))
-                + ")",
-            ),
+            ("user_tier", _LOW),
+            ("device_type", _LOW),
+            ("sessions", _sum()),
+            *((f"reached_{step}", _sum()) for step in FUNNEL_STEPS),
         ),
-        order_by="day, session_id",
+        order_by="day, user_tier, device_type",
         partition_by="toYYYYMM(day)",
+        # Computed once per closed session from its per-type counts, never re-merged per session.
         select=f"""SELECT
-    toDate(timestamp) AS day,
-    session_id,
-    anyLast(user_tier) AS user_tier,
-    anyLast(device_type) AS device_type,
-    windowFunnelState({FUNNEL_WINDOW_MS})(
-        toUInt64(toUnixTimestamp64Milli(timestamp)), {_funnel_conditions()}
-    ) AS funnel
-FROM user_events_realtime
-WHERE event_type IN {FUNNEL_STEPS!r}
-GROUP BY day, session_id""",
+    toDate(session_start) AS day,
+    user_tier,
+    device_type,
+    toUInt64(count()) AS sessions,
+    {_funnel_step_counts()}
+FROM user_sessions_realtime
+GROUP BY day, user_tier, device_type""",
     ),
     MaterializedView(
         name="product_performance_mv",
@@ -215,17 +282,20 @@ GROUP BY day, session_id""",
         columns=(
             ("day", "Date"),
             ("product_id", "UUID"),
-            ("views", "SimpleAggregateFunction(sum, UInt64)"),
-            ("add_to_carts", "SimpleAggregateFunction(sum, UInt64)"),
-            ("purchases", "SimpleAggregateFunction(sum, UInt64)"),
-            ("units", "SimpleAggregateFunction(sum, UInt64)"),
-            ("revenue", "SimpleAggregateFunction(sum, Decimal(38, 2))"),
-            ("viewers", _agg("uniq", "UUID")),
-            ("buyers", _agg("uniq", "UUID")),
+            ("views", _sum()),
+            ("add_to_carts", _sum()),
+            ("purchases", _sum()),
+            ("units", _sum()),
+            ("revenue", _sum("Decimal(38, 2)")),
+            ("viewers", _agg(DISTINCT, "UUID")),
+            ("buyers", _agg(DISTINCT, "UUID")),
         ),
-        order_by="day, product_id",
+        # Product first: the top-N query ranks on the sums, then reads the distinct-count states
+        # of N products only, a few small granules instead of every product of every day.
+        order_by="product_id, day",
         partition_by="toYYYYMM(day)",
-        select="""SELECT
+        index_granularity=128,
+        select=f"""SELECT
     toDate(timestamp) AS day,
     assumeNotNull(product_id) AS product_id,
     toUInt64(countIf(event_type = 'product_view')) AS views,
@@ -233,8 +303,8 @@ GROUP BY day, session_id""",
     toUInt64(countIf(event_type = 'purchase')) AS purchases,
     toUInt64(sumIf(ifNull(quantity, 0), event_type = 'purchase')) AS units,
     toDecimal128(sumIf(ifNull(amount, 0), event_type = 'purchase'), 2) AS revenue,
-    uniqStateIf(user_id, event_type = 'product_view') AS viewers,
-    uniqStateIf(user_id, event_type = 'purchase') AS buyers
+    {_state("user_id", "event_type = 'product_view'")} AS viewers,
+    {_state("user_id", "event_type = 'purchase'")} AS buyers
 FROM user_events_realtime
 WHERE product_id IS NOT NULL
 GROUP BY day, product_id""",
@@ -245,18 +315,18 @@ GROUP BY day, product_id""",
         columns=(
             ("day", "Date"),
             ("user_tier", _LOW),
-            ("sessions", "SimpleAggregateFunction(sum, UInt64)"),
-            ("converted_sessions", "SimpleAggregateFunction(sum, UInt64)"),
-            ("events", "SimpleAggregateFunction(sum, UInt64)"),
-            ("purchases", "SimpleAggregateFunction(sum, UInt64)"),
-            ("revenue", "SimpleAggregateFunction(sum, Decimal(38, 2))"),
-            ("users", _agg("uniq", "UUID")),
+            ("sessions", _sum()),
+            ("converted_sessions", _sum()),
+            ("events", _sum()),
+            ("purchases", _sum()),
+            ("revenue", _sum("Decimal(38, 2)")),
+            ("users", _agg(DISTINCT, "UUID")),
             ("avg_duration_s", _agg("avg", "UInt32")),
             ("avg_session_revenue", _agg("avg", "Decimal(10, 2)")),
         ),
         order_by="day, user_tier",
         partition_by="toYYYYMM(day)",
-        select="""SELECT
+        select=f"""SELECT
     toDate(s.session_start) AS day,
     s.user_tier AS user_tier,
     toUInt64(count()) AS sessions,
@@ -264,12 +334,63 @@ GROUP BY day, product_id""",
     toUInt64(sum(s.event_count)) AS events,
     toUInt64(sum(s.purchases)) AS purchases,
     toDecimal128(sum(s.revenue), 2) AS revenue,
-    uniqState(s.user_id) AS users,
+    {_state("s.user_id")} AS users,
     avgState(s.duration_s) AS avg_duration_s,
     avgState(s.revenue) AS avg_session_revenue
 FROM user_sessions_realtime AS s
 GROUP BY day, user_tier""",
     ),
+    MaterializedView(
+        name="session_segments_mv",
+        source="user_sessions_realtime",
+        columns=(
+            ("day", "Date"),
+            ("user_tier", _LOW),
+            ("device_type", _LOW),
+            ("browser", _LOW),
+            ("sessions", _sum()),
+            ("converted_sessions", _sum()),
+            ("duration_s", _sum()),
+            ("events", _sum()),
+            ("revenue", _sum("Decimal(38, 2)")),
+        ),
+        order_by="day, user_tier, device_type, browser",
+        partition_by="toYYYYMM(day)",
+        # Sums only: averages and rates are exact as sum / sessions at query time.
+        select="""SELECT
+    toDate(session_start) AS day,
+    user_tier,
+    device_type,
+    browser,
+    toUInt64(count()) AS sessions,
+    toUInt64(countIf(converted)) AS converted_sessions,
+    toUInt64(sum(duration_s)) AS duration_s,
+    toUInt64(sum(event_count)) AS events,
+    toDecimal128(sum(revenue), 2) AS revenue
+FROM user_sessions_realtime
+GROUP BY day, user_tier, device_type, browser""",
+    ),
+    MaterializedView(
+        name="revenue_per_minute_mv",
+        source="transactions_realtime",
+        columns=(
+            ("status", _LOW),
+            ("minute", "DateTime('UTC')"),
+            ("orders", _sum()),
+            ("revenue", _sum("Decimal(38, 2)")),
+        ),
+        order_by="status, minute",
+        partition_by="toYYYYMM(minute)",
+        select="""SELECT
+    status,
+    toStartOfMinute(timestamp) AS minute,
+    toUInt64(count()) AS orders,
+    toDecimal128(sum(total_amount), 2) AS revenue
+FROM transactions_realtime
+GROUP BY status, minute""",
+    ),
+    _ingestion("user_events_realtime"),
+    _ingestion("transactions_realtime"),
 )
 
 TABLE_NAMES: Final = frozenset(t.name for t in TABLES)
@@ -278,6 +399,11 @@ TABLE_NAMES: Final = frozenset(t.name for t in TABLES)
 def schema_statements(retention_days: int) -> list[str]:
     """Every statement that builds the store, in dependency order (tables, targets, views)."""
     statements = [table.ddl(retention_days) for table in TABLES]
+    targets = set()
     for view in MATERIALIZED_VIEWS:
-        statements.extend(view.ddl())
+        table, mv = view.ddl()
+        if view.target not in targets:
+            statements.append(table)
+            targets.add(view.target)
+        statements.append(mv)
     return statements

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Final, Literal
 
-from lambdapipe.serving.ddl import FUNNEL_STEPS, FUNNEL_WINDOW_MS
+from lambdapipe.serving.ddl import DISTINCT, FUNNEL_STEPS, LAG_ACCURACY
 from lambdapipe.serving.store import ServingStore
 
 ProductMetric = Literal["revenue", "views", "add_to_carts", "purchases", "units"]
@@ -21,32 +21,32 @@ Interval = Literal["minute", "hour", "day"]
 _FILTERS: Final = """({tier:String} = '' OR user_tier = {tier:String})
     AND ({device:String} = '' OR device_type = {device:String})"""
 
+# The -Merge of the rollups' distinct-count states, e.g. uniqCombinedMerge(14).
+_MERGE: Final = DISTINCT.replace("(", "Merge(", 1)
+
+_REACHED: Final = ",\n    ".join(f"sum(reached_{step}) AS reached_{step}" for step in FUNNEL_STEPS)
 FUNNEL_SQL: Final = f"""
-SELECT level, toUInt64(count()) AS sessions
-FROM (
-    SELECT session_id, windowFunnelMerge({FUNNEL_WINDOW_MS})(funnel) AS level
-    FROM conversion_funnel_agg
-    WHERE day BETWEEN {{start:Date}} AND {{end:Date}} AND {_FILTERS}
-    GROUP BY session_id
-)
-GROUP BY level
-ORDER BY level"""
+SELECT
+    sum(sessions) AS sessions,
+    {_REACHED}
+FROM conversion_funnel_agg
+WHERE day BETWEEN {{start:Date}} AND {{end:Date}} AND {_FILTERS}"""
 
 
 def funnel(
     store: ServingStore, start: date, end: date, tier: str = "", device: str = ""
 ) -> dict[str, Any]:
-    """Sessions reaching each funnel step in order, with step and overall conversion rates."""
-    per_level = {
-        int(row["level"]): int(row["sessions"])
-        for row in store.query_rows(
-            FUNNEL_SQL, {"start": start, "end": end, "tier": tier, "device": device}
-        )
-    }
+    """Closed sessions reaching each funnel step, with step and overall conversion rates.
+
+    A session reaches step k when it has events of every step 1..k (see docs/serving.md).
+    """
+    row = store.query_rows(
+        FUNNEL_SQL, {"start": start, "end": end, "tier": tier, "device": device}
+    )[0]
     steps = []
     previous = first = 0
-    for index, step in enumerate(FUNNEL_STEPS, start=1):
-        reached = sum(count for level, count in per_level.items() if level >= index)
+    for step in FUNNEL_STEPS:
+        reached = int(row[f"reached_{step}"])
         first = first or reached
         steps.append(
             {
@@ -57,10 +57,10 @@ def funnel(
             }
         )
         previous = reached
-    return {"sessions": sum(per_level.values()), "steps": steps}
+    return {"sessions": int(row["sessions"]), "steps": steps}
 
 
-TIERS_SQL: Final = """
+TIERS_SQL: Final = f"""
 SELECT
     user_tier,
     sum(a.sessions) AS sessions,
@@ -69,11 +69,11 @@ SELECT
     sum(a.events) AS events,
     sum(a.purchases) AS purchases,
     toFloat64(sum(a.revenue)) AS revenue,
-    uniqMerge(a.users) AS users,
+    {_MERGE}(a.users) AS users,
     avgMerge(a.avg_duration_s) AS avg_duration_s,
     toFloat64(avgMerge(a.avg_session_revenue)) AS avg_session_revenue
 FROM user_tier_performance_agg AS a
-WHERE day BETWEEN {start:Date} AND {end:Date}
+WHERE day BETWEEN {{start:Date}} AND {{end:Date}}
 GROUP BY user_tier
 ORDER BY revenue DESC"""
 
@@ -83,21 +83,29 @@ def tier_performance(store: ServingStore, start: date, end: date) -> list[dict[s
     return store.query_rows(TIERS_SQL, {"start": start, "end": end})
 
 
-TOP_PRODUCTS_SQL: Final = """
+# Rank on the cheap sums first; merge the distinct-count states of the top rows only.
+TOP_PRODUCTS_SQL: Final = f"""
+WITH top AS (
+    SELECT product_id
+    FROM product_performance_agg
+    WHERE day BETWEEN {{start:Date}} AND {{end:Date}}
+    GROUP BY product_id
+    ORDER BY sum({{metric:Identifier}}) DESC, toString(product_id)
+    LIMIT {{limit:UInt32}}
+)
 SELECT
-    toString(product_id) AS product_id,
+    toString(a.product_id) AS product_id,
     sum(a.views) AS views,
     sum(a.add_to_carts) AS add_to_carts,
     sum(a.purchases) AS purchases,
     sum(a.units) AS units,
     toFloat64(sum(a.revenue)) AS revenue,
-    uniqMerge(a.viewers) AS viewers,
-    uniqMerge(a.buyers) AS buyers
+    {_MERGE}(a.viewers) AS viewers,
+    {_MERGE}(a.buyers) AS buyers
 FROM product_performance_agg AS a
-WHERE day BETWEEN {start:Date} AND {end:Date}
-GROUP BY product_id
-ORDER BY {metric:Identifier} DESC, product_id
-LIMIT {limit:UInt32}"""
+WHERE day BETWEEN {{start:Date}} AND {{end:Date}} AND a.product_id IN top
+GROUP BY a.product_id
+ORDER BY {{metric:Identifier}} DESC, product_id"""
 
 
 def top_products(
@@ -112,13 +120,13 @@ def top_products(
 SESSIONS_SQL: Final = f"""
 SELECT
     {{group_by:Identifier}} AS segment,
-    toUInt64(count()) AS sessions,
-    avg(duration_s) AS avg_duration_s,
-    avg(event_count) AS avg_events,
-    countIf(converted) / count() AS conversion_rate,
-    toFloat64(sum(revenue)) AS revenue
-FROM user_sessions_realtime
-WHERE toDate(session_start) BETWEEN {{start:Date}} AND {{end:Date}} AND {_FILTERS}
+    sum(a.sessions) AS sessions,
+    sum(a.duration_s) / sessions AS avg_duration_s,
+    sum(a.events) / sessions AS avg_events,
+    sum(a.converted_sessions) / sessions AS conversion_rate,
+    toFloat64(sum(a.revenue)) AS revenue
+FROM session_segments_agg AS a
+WHERE day BETWEEN {{start:Date}} AND {{end:Date}} AND {_FILTERS}
 GROUP BY segment
 ORDER BY sessions DESC"""
 
@@ -140,12 +148,12 @@ def sessions(
 
 REVENUE_SQL: Final = """
 SELECT
-    dateTrunc({interval:String}, timestamp) AS bucket,
-    toUInt64(count()) AS orders,
-    toFloat64(sum(total_amount)) AS revenue,
-    toFloat64(avg(total_amount)) AS avg_order_value
-FROM transactions_realtime
-WHERE status = 'completed' AND toDate(timestamp) BETWEEN {start:Date} AND {end:Date}
+    toDateTime64(dateTrunc({interval:String}, minute), 3, 'UTC') AS bucket,
+    sum(a.orders) AS orders,
+    toFloat64(sum(a.revenue)) AS revenue,
+    revenue / orders AS avg_order_value
+FROM revenue_per_minute_agg AS a
+WHERE status = 'completed' AND toDate(minute) BETWEEN {start:Date} AND {end:Date}
 GROUP BY bucket
 ORDER BY bucket"""
 
@@ -158,31 +166,35 @@ def revenue(
     return [{**row, "bucket": row["bucket"].isoformat()} for row in rows]
 
 
-_FRESHNESS_OF_TABLE: Final = """
+_REALTIME_TABLES: Final = ("transactions_realtime", "user_events_realtime")
+# count() and max(timestamp) are answered from part metadata (the implicit minmax_count
+# projection of the toYYYYMM(timestamp) partition key): no rows are read.
+_NEWEST_OF_TABLE: Final = """
 SELECT
     '{table}' AS table,
     count() AS rows,
     max(timestamp) AS newest,
-    dateDiff('millisecond', max(timestamp), now64(3)) / 1000 AS freshness_s,
-    if(
-        countIf(ingested_at > now64(3) - INTERVAL 1 MINUTE) = 0,
-        NULL,
-        quantileExactIf(0.95)(
-            dateDiff('millisecond', timestamp, ingested_at),
-            ingested_at > now64(3) - INTERVAL 1 MINUTE
-        ) / 1000
-    ) AS ingestion_lag_p95_s
+    dateDiff('millisecond', newest, now64(3)) / 1000 AS freshness_s
 FROM {table}"""
-FRESHNESS_SQL: Final = "\nUNION ALL\n".join(
-    _FRESHNESS_OF_TABLE.format(table=table)
-    for table in ("user_events_realtime", "transactions_realtime")
+NEWEST_SQL: Final = "\nUNION ALL\n".join(
+    _NEWEST_OF_TABLE.format(table=table) for table in _REALTIME_TABLES
 )
+# The lag sketch of the rows ingested in the last 60 s (to the second), per table.
+INGESTION_LAG_SQL: Final = f"""
+SELECT
+    table,
+    quantileDDMerge({LAG_ACCURACY}, 0.95)(a.lag_ms) / 1000 AS ingestion_lag_p95_s
+FROM ingestion_agg AS a
+WHERE second > now() - INTERVAL 1 MINUTE
+GROUP BY table"""
 
 
 def freshness(store: ServingStore) -> list[dict[str, Any]]:
     """Per table: newest event time, now minus it, and the p95 ingestion lag of the last minute."""
-    rows = store.query_rows(FRESHNESS_SQL)
+    lags = {row["table"]: row["ingestion_lag_p95_s"] for row in store.query_rows(INGESTION_LAG_SQL)}
+    rows = store.query_rows(NEWEST_SQL)
     for row in rows:
+        row["ingestion_lag_p95_s"] = lags.get(row["table"])
         if row["rows"] == 0:
             row.update(newest=None, freshness_s=None, ingestion_lag_p95_s=None)
         else:
@@ -190,18 +202,22 @@ def freshness(store: ServingStore) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: str(row["table"]))
 
 
+# Accepted events from the ingestion rollup (whole seconds); dead letters are few: base table.
 ACTIVITY_SQL: Final = """
 SELECT
-    (SELECT count() FROM user_events_realtime
-     WHERE ingested_at > now64(3) - toIntervalSecond({window_s:UInt32})) AS accepted,
+    (SELECT sum(a.rows) FROM ingestion_agg AS a
+     WHERE a.table = 'user_events_realtime'
+       AND a.second > now() - toIntervalSecond({window_s:UInt32})) AS accepted,
     (SELECT count() FROM dead_letters_realtime
      WHERE ingested_at > now64(3) - toIntervalSecond({window_s:UInt32})) AS dead_lettered"""
 
-PER_MINUTE_SQL: Final = """
+PER_MINUTE_SQL: Final = f"""
 SELECT
-    toDateTime64(minute, 0, 'UTC') AS minute, sum(a.events) AS events, uniqMerge(a.users) AS users
+    toDateTime64(minute, 0, 'UTC') AS minute,
+    sum(a.events) AS events,
+    {_MERGE}(a.users) AS users
 FROM user_activity_summary_agg AS a
-WHERE minute > now() - toIntervalMinute({minutes:UInt32})
+WHERE minute > now() - toIntervalMinute({{minutes:UInt32}})
 GROUP BY a.minute
 ORDER BY minute"""
 

@@ -69,14 +69,16 @@ def make_batch(
     start: datetime | None = None,
     span_s: float = 3600.0,
     products: int = 1000,
+    session_span_s: float = _SESSION_SPAN_S,
 ) -> Batch:
     """About `events` events in sessions of ~10 events over `span_s` seconds from `start`.
 
-    `start` defaults to just far enough before now that no event is in the future (and all are
-    inside the tables' retention TTL).
+    Events of a session fall within `session_span_s` of its start, so event times cover
+    `span_s + session_span_s`. `start` defaults to just far enough before now that no event is in
+    the future (and all are inside the tables' retention TTL).
     """
     rng = np.random.default_rng(seed)
-    start = start or datetime.now(UTC) - timedelta(seconds=span_s + _SESSION_SPAN_S)
+    start = start or datetime.now(UTC) - timedelta(seconds=span_s + session_span_s)
     n_sessions = max(1, events // 10)
     session_of = np.sort(rng.integers(0, n_sessions, size=events))
     session_ids = uuid_strings(rng, n_sessions)
@@ -85,7 +87,7 @@ def make_batch(
     session_start_ms = int(start.timestamp() * 1000) + rng.integers(
         0, int(span_s * 1000), size=n_sessions
     )
-    offset_in_session = rng.integers(0, _SESSION_SPAN_S * 1000, size=events)
+    offset_in_session = rng.integers(0, max(1, int(session_span_s * 1000)), size=events)
     ts_ms = session_start_ms[session_of] + offset_in_session
     order = np.lexsort((ts_ms, session_of))
     session_of, ts_ms = session_of[order], ts_ms[order]

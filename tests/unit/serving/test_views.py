@@ -2,58 +2,97 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 
-from lambdapipe.serving.ddl import FUNNEL_STEPS, FUNNEL_WINDOW_MS, MATERIALIZED_VIEWS
+from lambdapipe.serving import queries
+from lambdapipe.serving.ddl import (
+    DISTINCT,
+    FUNNEL_STEP_COUNTS,
+    FUNNEL_STEPS,
+    LAG_ACCURACY,
+    MATERIALIZED_VIEWS,
+    funnel_step_flags,
+)
 from lambdapipe.serving.embedded import EmbeddedStore
 from lambdapipe.serving.sample import Batch, make_batch
 
 from .conftest import load
 
+MERGE = DISTINCT.replace("(", "Merge(", 1)
+REACHED = ", ".join(f"sum(a.reached_{step})" for step in FUNNEL_STEPS)
+REACHED_FROM_COUNTS = ", ".join(f"countIf({flag})" for flag in funnel_step_flags())
+
+
+def ingestion(table: str) -> tuple[str, str]:
+    return (
+        f"SELECT second, sum(a.rows), max(a.newest), "
+        f"quantileDDMerge({LAG_ACCURACY}, 0.95)(a.lag_ms) FROM ingestion_agg AS a "
+        f"WHERE a.table = '{table}' GROUP BY ALL ORDER BY ALL",
+        f"SELECT toDateTime(ingested_at, 'UTC') AS second, count(), max(timestamp), "
+        f"quantileDD({LAG_ACCURACY}, 0.95)(dateDiff('millisecond', timestamp, ingested_at)) "
+        f"FROM {table} GROUP BY ALL ORDER BY ALL",
+    )
+
+
 # (query over the MV target, the same aggregate over the base table)
 EQUIVALENT = {
     "user_activity_summary_mv": (
         "SELECT minute, event_type, user_tier, device_type, sum(a.events) AS e, "
-        "uniqMerge(a.users) AS u, uniqMerge(a.sessions) AS s FROM user_activity_summary_agg AS a "
+        f"{MERGE}(a.users) AS u FROM user_activity_summary_agg AS a "
         "GROUP BY ALL ORDER BY ALL",
         "SELECT toStartOfMinute(timestamp) AS minute, event_type, user_tier, device_type, "
-        "count() AS e, uniq(user_id) AS u, uniq(session_id) AS s FROM user_events_realtime "
+        f"count() AS e, {DISTINCT}(user_id) AS u FROM user_events_realtime "
         "GROUP BY ALL ORDER BY ALL",
     ),
+    # The funnel is defined on closed sessions (docs/serving.md): step k = steps 1..k present.
     "conversion_funnel_mv": (
-        f"SELECT level, count() AS c FROM (SELECT session_id, "
-        f"windowFunnelMerge({FUNNEL_WINDOW_MS})(funnel) AS level FROM conversion_funnel_agg "
-        f"GROUP BY session_id) GROUP BY level ORDER BY level",
-        f"SELECT level, count() AS c FROM (SELECT session_id, "
-        f"windowFunnel({FUNNEL_WINDOW_MS})(toUInt64(toUnixTimestamp64Milli(timestamp)), "
-        + ", ".join(f"event_type = '{step}'" for step in FUNNEL_STEPS)
-        + ") AS level FROM user_events_realtime "
-        f"WHERE event_type IN {FUNNEL_STEPS!r} GROUP BY session_id) GROUP BY level ORDER BY level",
+        f"SELECT day, user_tier, device_type, sum(a.sessions), {REACHED} "
+        "FROM conversion_funnel_agg AS a GROUP BY ALL ORDER BY ALL",
+        f"SELECT toDate(session_start) AS day, user_tier, device_type, count(), "
+        f"{REACHED_FROM_COUNTS} FROM user_sessions_realtime GROUP BY ALL ORDER BY ALL",
     ),
     "product_performance_mv": (
         "SELECT day, product_id, sum(a.views) AS v, sum(a.add_to_carts) AS c, "
-        "sum(a.purchases) AS p, sum(a.units) AS n, sum(a.revenue) AS r, uniqMerge(a.viewers) AS w, "
-        "uniqMerge(a.buyers) AS b FROM product_performance_agg AS a GROUP BY ALL ORDER BY ALL",
+        "sum(a.purchases) AS p, sum(a.units) AS n, sum(a.revenue) AS r, "
+        f"{MERGE}(a.viewers) AS w, {MERGE}(a.buyers) AS b "
+        "FROM product_performance_agg AS a GROUP BY ALL ORDER BY ALL",
         "SELECT toDate(timestamp) AS day, assumeNotNull(product_id) AS product_id, "
         "countIf(event_type = 'product_view') AS v, countIf(event_type = 'add_to_cart') AS c, "
         "countIf(event_type = 'purchase') AS p, "
         "sumIf(ifNull(quantity, 0), event_type = 'purchase') AS n, "
         "toDecimal128(sumIf(ifNull(amount, 0), event_type = 'purchase'), 2) AS r, "
-        "uniqIf(user_id, event_type = 'product_view') AS w, "
-        "uniqIf(user_id, event_type = 'purchase') AS b "
+        f"{DISTINCT.replace('(', 'If(', 1)}(user_id, event_type = 'product_view') AS w, "
+        f"{DISTINCT.replace('(', 'If(', 1)}(user_id, event_type = 'purchase') AS b "
         "FROM user_events_realtime WHERE product_id IS NOT NULL GROUP BY ALL ORDER BY ALL",
     ),
     "user_tier_performance_mv": (
         "SELECT day, user_tier, sum(a.sessions) AS s, sum(a.converted_sessions) AS c, "
-        "sum(a.events) AS e, sum(a.revenue) AS r, uniqMerge(a.users) AS u, "
+        f"sum(a.events) AS e, sum(a.revenue) AS r, {MERGE}(a.users) AS u, "
         "round(avgMerge(a.avg_duration_s), 6) AS d, "
         "round(avgMerge(a.avg_session_revenue), 6) AS ar "
         "FROM user_tier_performance_agg AS a GROUP BY ALL ORDER BY ALL",
         "SELECT toDate(session_start) AS day, user_tier, count() AS s, countIf(converted) AS c, "
-        "sum(event_count) AS e, toDecimal128(sum(revenue), 2) AS r, uniq(user_id) AS u, "
+        f"sum(event_count) AS e, toDecimal128(sum(revenue), 2) AS r, {DISTINCT}(user_id) AS u, "
         "round(avg(duration_s), 6) AS d, round(avg(revenue), 6) AS ar "
         "FROM user_sessions_realtime GROUP BY ALL ORDER BY ALL",
     ),
+    "session_segments_mv": (
+        "SELECT day, user_tier, device_type, browser, sum(a.sessions), "
+        "sum(a.converted_sessions), sum(a.duration_s), sum(a.events), sum(a.revenue) "
+        "FROM session_segments_agg AS a GROUP BY ALL ORDER BY ALL",
+        "SELECT toDate(session_start) AS day, user_tier, device_type, browser, count(), "
+        "countIf(converted), sum(duration_s), sum(event_count), toDecimal128(sum(revenue), 2) "
+        "FROM user_sessions_realtime GROUP BY ALL ORDER BY ALL",
+    ),
+    "revenue_per_minute_mv": (
+        "SELECT status, minute, sum(a.orders), sum(a.revenue) FROM revenue_per_minute_agg AS a "
+        "GROUP BY ALL ORDER BY ALL",
+        "SELECT status, toStartOfMinute(timestamp) AS minute, count(), "
+        "toDecimal128(sum(total_amount), 2) FROM transactions_realtime GROUP BY ALL ORDER BY ALL",
+    ),
+    "user_events_ingestion_mv": ingestion("user_events_realtime"),
+    "transactions_ingestion_mv": ingestion("transactions_realtime"),
 }
 
 
@@ -102,3 +141,19 @@ def test_bad_dedup_token_and_table_are_refused(store: EmbeddedStore, batch: Batc
         store.insert_arrow("user_events_realtime", batch.events, "x' OR 1=1")
     with pytest.raises(ValueError, match="table name"):
         store.insert_arrow("user_events_realtime; DROP TABLE x", batch.events, "q:1")
+
+
+def test_funnel_counts_sessions_by_steps_present_in_order(store: EmbeddedStore) -> None:
+    sessions = make_batch(1_000, seed=21).sessions.slice(0, 4)
+    # Per session: page_views, product_views, add_to_carts, checkout_starts, purchases.
+    counts = [(3, 2, 1, 1, 1), (1, 1, 1, 0, 1), (0, 4, 2, 1, 1), (2, 0, 0, 0, 0)]
+    for index, step_count in enumerate(FUNNEL_STEP_COUNTS):
+        column = pa.array([row[index] for row in counts], pa.uint16())
+        position = sessions.column_names.index(step_count)
+        sessions = sessions.set_column(position, step_count, column)
+    store.insert_arrow("user_sessions_realtime", sessions, "funnel:1")
+    days = sessions["session_start"].to_pylist()
+    result = queries.funnel(store, min(days).date(), max(days).date())
+    assert result["sessions"] == 4
+    # Full funnel; stops at add_to_cart (no checkout); nothing (no page view); page view only.
+    assert [step["sessions"] for step in result["steps"]] == [3, 2, 2, 1, 1]

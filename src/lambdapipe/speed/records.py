@@ -15,9 +15,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lambdapipe.contracts.spark import (
+    TIMESTAMP_FORMAT,
     event_validation,
     spark_schema,
-    timestamp_column,
     transaction_validation,
 )
 from lambdapipe.contracts.validate import DEFAULT_LIMITS, Limits
@@ -64,8 +64,10 @@ def classify_records(
         transaction.alias("transaction"),
         F.current_timestamp().alias("batch_time"),
     )
-    event_time = timestamp_column(
-        F.coalesce(F.col("event.timestamp"), F.col("transaction.timestamp"))
+    # try_: rejected records (bad_timestamp) must not fail the batch; accepted ones always parse
+    event_time = F.try_to_timestamp(
+        F.coalesce(F.col("event.timestamp"), F.col("transaction.timestamp")),
+        F.lit(TIMESTAMP_FORMAT),
     )
     valid = F.col("verdict").isNull()
     late = valid & (F.col("event_time") < F.col("batch_time") - _seconds(lateness.total_seconds()))

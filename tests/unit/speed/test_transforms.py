@@ -215,3 +215,10 @@ def test_classify_survives_garbage_on_an_unexpected_topic(spark: SparkSession) -
     (row,) = classify(spark, [("other", orjson.dumps(event()))]).collect()
     assert row["reason"] == "unknown_topic" and not row["accepted"]
     assert F is not None
+
+
+def test_a_bad_timestamp_is_a_dead_letter_not_a_failure(spark: SparkSession) -> None:
+    bad = event(event_id=SESSION)
+    bad["timestamp"] = bad["timestamp"].replace("T", " ")
+    (row,) = classify(spark, [(EVENTS, bad)]).collect()
+    assert row["reason"] == Reason.BAD_TIMESTAMP and row["event_time"] is None

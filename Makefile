@@ -12,8 +12,10 @@ help: ## Show this help
 setup: ## Install everything missing (Debian packages, Python env, JVM jars); idempotent
 	@bash scripts/setup.sh
 
-demo: setup ## Start the stack and run the pipeline
-	@$(UV) lambdapipe up
+DEMO_ARGS ?=
+
+demo: setup ## Start the stack and run the real-time pipeline, watched live (DEMO_ARGS="--minutes 2 --rate 5000")
+	@$(UV) lambdapipe demo $(DEMO_ARGS)
 
 test: setup ## Run every test: unit, integration (starts a private stack), e2e
 	@$(UV) pytest -m "" $(PYTEST_ARGS)

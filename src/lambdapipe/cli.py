@@ -15,6 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from lambdapipe.contracts.cli import app as schemas_app
+from lambdapipe.demo.cli import app as demo_app
 from lambdapipe.generator.cli import app as generator_app
 from lambdapipe.ingest.cli import cdc_app, dims_app
 from lambdapipe.runtime.process import RuntimeProblem
@@ -142,6 +143,7 @@ def _print_status(stack: Stack) -> None:
     console.print(f"resident memory of the stack: {total / 1024:.2f} GiB")
 
 
+_mount(demo_app, "demo")
 _mount(schemas_app, "schemas")
 _mount(generator_app, "generate")
 _mount(dims_app, "dims")

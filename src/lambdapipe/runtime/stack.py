@@ -12,6 +12,7 @@ from lambdapipe.runtime.process import RuntimeProblem, port_owner, tail
 from lambdapipe.runtime.services.base import Service
 from lambdapipe.runtime.services.connect import KafkaConnect
 from lambdapipe.runtime.services.kafka import KafkaNode
+from lambdapipe.runtime.services.pipeline import ServingProcess, SpeedJob
 from lambdapipe.runtime.services.postgres import Postgres
 from lambdapipe.runtime.services.prometheus import Prometheus
 from lambdapipe.runtime.services.registry import ApicurioRegistry
@@ -40,6 +41,8 @@ def services(settings: Settings) -> list[Service]:
         KafkaConnect(settings),
         ApicurioRegistry(settings),
         Prometheus(settings),
+        ServingProcess(settings),
+        SpeedJob(settings),
     ]
 
 
@@ -54,9 +57,10 @@ class Stack:
         self.settings = settings
         self.services = services(settings)
 
-    def select(self, names: Iterable[str] | None) -> list[Service]:
+    def select(self, names: Iterable[str] | None, optional: bool = False) -> list[Service]:
+        """The named services, or every service (optional ones only when `optional`)."""
         if names is None:
-            return self.services
+            return [s for s in self.services if optional or not s.optional]
         wanted = set(names)
         if "kafka" in wanted:
             wanted |= {s.name for s in self.services if isinstance(s, KafkaNode)}
@@ -77,7 +81,9 @@ class Stack:
         for service in pending:
             self._check_ports(service)
         started: list[str] = []
-        ready = set(running) | {s.name for s in self.services if s not in todo}
+        ready = set(running) | {
+            s.name for s in self.services if s not in todo and s.process.info() is not None
+        }
         # start every service whose dependencies are ready, in waves, then wait for the wave
         while pending:
             wave = [s for s in pending if set(s.depends_on) <= ready]
@@ -136,7 +142,7 @@ class Stack:
     ) -> list[str]:
         """Stop services in reverse order; with purge, delete their data and logs too."""
         stopped = []
-        chosen = self.select(names)
+        chosen = self.select(names, optional=True)
         # stop wave by wave, dependants first; inside a wave in parallel (the Kafka nodes of a
         # cluster must go together: the last one alone waits for a quorum that has left)
         for wave in reversed(self._waves(chosen)):

@@ -19,6 +19,8 @@ class Service(ABC):
 
     name: str
     depends_on: tuple[str, ...] = ()
+    # optional services start only when named (`up --only …`, `demo`), and always stop on `down`
+    optional: bool = False
     stop_signal: int = signal.SIGTERM
     stop_timeout_s: float = 30.0
 

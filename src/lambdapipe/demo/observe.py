@@ -1,0 +1,84 @@
+"""What the demo watches and summarises, read from the serving layer like any client would."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from lambdapipe.serving import open_store
+from lambdapipe.settings import Settings
+
+
+@dataclass
+class Snapshot:
+    """The pipeline's state at one moment."""
+
+    accepted_events: int = 0
+    transactions: int = 0
+    sessions: int = 0
+    dead_letters: dict[str, int] = field(default_factory=dict)
+    freshness_s: float | None = None
+
+    @property
+    def dead_lettered(self) -> int:
+        return sum(self.dead_letters.values())
+
+
+class Observer:
+    """Counts in the serving store, and the serving API's own views."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.api = f"{settings.serving.endpoint}/api"
+        self.freshness: list[float] = []
+
+    def snapshot(self) -> Snapshot:
+        with open_store(self.settings) as store:
+            counts = store.query_rows(
+                "SELECT (SELECT count() FROM user_events_realtime) AS events,"
+                " (SELECT count() FROM transactions_realtime) AS transactions,"
+                " (SELECT count() FROM user_sessions_realtime) AS sessions"
+            )[0]
+            reasons = store.query_rows(
+                "SELECT reason, count() AS n FROM dead_letters_realtime GROUP BY reason"
+            )
+        snap = Snapshot(
+            accepted_events=int(counts["events"]),
+            transactions=int(counts["transactions"]),
+            sessions=int(counts["sessions"]),
+            dead_letters={str(r["reason"]): int(r["n"]) for r in reasons},
+        )
+        snap.freshness_s = self._freshness()
+        if snap.freshness_s is not None:
+            self.freshness.append(snap.freshness_s)
+        return snap
+
+    def _freshness(self) -> float | None:
+        rows = httpx.get(f"{self.api}/freshness", timeout=10).json()
+        events = [r for r in rows if r["table"] == "user_events_realtime"]
+        value = events[0]["freshness_s"] if events else None
+        return float(value) if value is not None else None
+
+    def freshness_percentiles(self) -> dict[str, float | None]:
+        if not self.freshness:
+            return {"p50": None, "p95": None}
+        ordered = sorted(self.freshness)
+        return {
+            "p50": statistics.median(ordered),
+            "p95": ordered[max(0, int(len(ordered) * 0.95) - 1)],
+        }
+
+    def funnel(self) -> dict[str, Any]:
+        return dict(httpx.get(f"{self.api}/funnel", params=_days(), timeout=30).json())
+
+    def tiers(self) -> list[dict[str, Any]]:
+        return list(httpx.get(f"{self.api}/tiers", params=_days(), timeout=30).json())
+
+
+def _days() -> dict[str, str]:
+    today = datetime.now(UTC).date()
+    return {"start": str(today - timedelta(days=1)), "end": str(today + timedelta(days=1))}

@@ -1,0 +1,172 @@
+"""`lambdapipe demo`: set up, start, generate, watch live, summarise — and leave things tidy.
+
+Steps: the local stack; the schemas registered; the dimensions loaded and captured (Debezium);
+the serving process and the speed layer started; traffic generated with dimension churn and a
+small share of faults while a live view shows produced and processed rates, lag, dead letters
+and freshness; then a one-screen summary. The stack is left running for exploration, or
+stopped (`--stop`), never half-started: a failure or Ctrl-C stops what the demo started.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lambdapipe.contracts.subjects import register_all
+from lambdapipe.demo.observe import Observer, Snapshot
+from lambdapipe.generator.run import Summary, plan
+from lambdapipe.generator.run import run as generate
+from lambdapipe.ingest import cdc
+from lambdapipe.ingest.churn import churn
+from lambdapipe.ingest.load import load_dimensions
+from lambdapipe.runtime.stack import Stack
+from lambdapipe.settings import Settings
+
+# a little of every kind of bad input, so the dead-letter queue has something to show
+DEFAULT_FAULTS = "duplicate=0.005,malformed=0.001,schema=0.002,unknown_user=0.002"
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    minutes: float = 5.0
+    rate: float = 2_000.0
+    users: int = 10_000
+    products: int = 1_000
+    seed: int = 42
+    faults: str = DEFAULT_FAULTS
+    churn_rate: float = 2.0
+    keep_running: bool = True
+
+
+@dataclass
+class DemoResult:
+    produced: Summary | None = None
+    final: Snapshot = field(default_factory=Snapshot)
+    funnel: dict[str, Any] = field(default_factory=dict)
+    tiers: list[dict[str, Any]] = field(default_factory=list)
+    freshness: dict[str, float | None] = field(default_factory=dict)
+    churned: int = 0
+    truth_path: Path | None = None
+    caught_up: bool = False
+
+
+Say = Callable[[str], None]
+Watch = Callable[[float, int, Snapshot], None]
+
+
+def prepare(settings: Settings, config: DemoConfig, say: Say) -> Stack:
+    """Everything before the traffic: stack, schemas, dimensions, CDC, serving, speed."""
+    stack = Stack(settings)
+    say("starting the local stack")
+    stack.up(progress=lambda line: say(f"  {line}"))
+    say("registering the schemas")
+    register_all(settings)
+    say(f"loading {config.users:,} users and {config.products:,} products")
+    load_dimensions(settings, config.users, config.products, config.seed)
+    say("registering the Debezium connector")
+    cdc.register(settings)
+    say("starting the serving layer and the speed layer (Spark takes a moment)")
+    stack.up(["serving", "speed"], progress=lambda line: say(f"  {line}"))
+    return stack
+
+
+def run_demo(settings: Settings, config: DemoConfig, say: Say, watch: Watch) -> DemoResult:
+    """Run the demo; `watch(elapsed_s, produced_so_far, snapshot)` is called every second."""
+    stack = prepare(settings, config, say)
+    result = DemoResult(truth_path=settings.home / "demo" / "truth.json")
+    observer = Observer(settings)
+    try:
+        produced = _traffic(settings, config, result, observer, watch)
+        result.final = _wait_until_processed(observer, produced, watch, time.monotonic())
+        result.caught_up = result.final.accepted_events + result.final.dead_lettered >= produced
+        result.funnel, result.tiers = observer.funnel(), observer.tiers()
+        result.freshness = observer.freshness_percentiles()
+    except BaseException:
+        say("stopping what the demo started")
+        stack.down(progress=lambda line: say(f"  {line}"))
+        raise
+    if not config.keep_running:
+        stack.down(progress=lambda line: say(f"  {line}"))
+    return result
+
+
+def _traffic(
+    settings: Settings, config: DemoConfig, result: DemoResult, observer: Observer, watch: Watch
+) -> int:
+    """Generate (and churn) in the background while watching; return the records produced."""
+    assert result.truth_path is not None
+    result.truth_path.parent.mkdir(parents=True, exist_ok=True)
+    run_config = plan(
+        rate=config.rate,
+        duration=f"{int(config.minutes * 60)}s",
+        events=None,
+        seed=config.seed,
+        sink="kafka",
+        start=None,
+        users=config.users,
+        products=config.products,
+        faults=config.faults,
+        truth=result.truth_path,
+    )
+    run_config = dataclasses.replace(
+        run_config,
+        kafka={
+            "bootstrap": settings.kafka.bootstrap,
+            "events_topic": settings.kafka.events_topic,
+            "transactions_topic": settings.kafka.transactions_topic,
+        },
+    )
+    produced = [0]
+    errors: list[BaseException] = []
+
+    def generator() -> None:
+        try:
+            result.produced = generate(run_config, progress=lambda n: _add(produced, n))
+        except BaseException as exc:  # re-raised in the main thread
+            errors.append(exc)
+
+    def churner() -> None:
+        outcome = churn(
+            settings, config.churn_rate, duration_s=config.minutes * 60, seed=config.seed
+        )
+        result.churned = outcome.total
+
+    threads = [
+        threading.Thread(target=generator, daemon=True),
+        threading.Thread(target=churner, daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    began = time.monotonic()
+    while threads[0].is_alive():
+        watch(time.monotonic() - began, produced[0], observer.snapshot())
+        threads[0].join(1.0)
+    if errors:
+        raise errors[0]
+    threads[1].join(10)
+    assert result.produced is not None
+    return result.produced.records
+
+
+def _add(counter: list[int], n: int) -> None:
+    counter[0] += n
+
+
+def _wait_until_processed(
+    observer: Observer, produced: int, watch: Watch, began: float, timeout_s: float = 180
+) -> Snapshot:
+    """Let the speed layer drain what was produced (bounded)."""
+    snap = observer.snapshot()
+    while (
+        snap.accepted_events + snap.dead_lettered < produced
+        and time.monotonic() - began < timeout_s
+    ):
+        watch(time.monotonic() - began, produced, snap)
+        time.sleep(1)
+        snap = observer.snapshot()
+    return snap

@@ -1,0 +1,74 @@
+"""lambdapipe's own long-running processes, supervised like the services: serving and speed.
+
+They are not part of the infrastructure `lambdapipe up` starts by default; `lambdapipe demo`
+(or `lambdapipe up --only serving --only speed`) starts them, and `down` stops them too.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from lambdapipe.runtime.services.base import Service, http_ok
+from lambdapipe.settings import Settings
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """The variables that make a child process load the same settings as this one."""
+    env = {
+        "LAMBDAPIPE_PROFILE": settings.profile,
+        "LAMBDAPIPE_HOME": str(settings.home),
+        "LAMBDAPIPE_PORT_OFFSET": str(settings.port_offset),
+        "LAMBDAPIPE_KAFKA__NODES": str(settings.kafka.nodes),
+    }
+    if settings.lib_home is not None:
+        env["LAMBDAPIPE_LIB_HOME"] = str(settings.lib_home)
+    return env
+
+
+class _LambdapipeProcess(Service):
+    optional = True
+    command: tuple[str, ...] = ()
+
+    def prepare(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "lambdapipe.cli", *self.command]
+
+    def env(self) -> dict[str, str]:
+        # unbuffered: the log shows progress as it happens
+        return {**child_environment(self.settings), "PYTHONUNBUFFERED": "1"}
+
+
+class ServingProcess(_LambdapipeProcess):
+    """`lambdapipe serve`: API, dashboard and the embedded ClickHouse store."""
+
+    name = "serving"
+    command = ("serve",)
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.settings.serving.port]
+
+    def ready(self) -> bool:
+        return http_ok(f"{self.settings.serving.endpoint}/health")
+
+
+class SpeedJob(_LambdapipeProcess):
+    """`lambdapipe speed run`: the Spark streaming job (ready when its metrics answer)."""
+
+    name = "speed"
+    command = ("speed", "run")
+    stop_timeout_s = 60.0
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        kafka = tuple(f"kafka-{i}" for i in range(settings.kafka.nodes))
+        self.depends_on = (*kafka, "serving")
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.settings.speed.metrics_port]
+
+    def ready(self) -> bool:
+        return http_ok(f"http://127.0.0.1:{self.settings.speed.metrics_port}/metrics")

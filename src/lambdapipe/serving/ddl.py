@@ -294,7 +294,7 @@ GROUP BY day, user_tier, device_type""",
         # of N products only, a few small granules instead of every product of every day.
         order_by="product_id, day",
         partition_by="toYYYYMM(day)",
-        index_granularity=128,
+        index_granularity=32,
         select=f"""SELECT
     toDate(timestamp) AS day,
     assumeNotNull(product_id) AS product_id,

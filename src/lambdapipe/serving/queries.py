@@ -211,13 +211,14 @@ SELECT
     (SELECT count() FROM dead_letters_realtime
      WHERE ingested_at > now64(3) - toIntervalSecond({window_s:UInt32})) AS dead_lettered"""
 
+# `a.minute`, not `minute`: the output alias would hide the key column from the index.
 PER_MINUTE_SQL: Final = f"""
 SELECT
     toDateTime64(minute, 0, 'UTC') AS minute,
     sum(a.events) AS events,
     {_MERGE}(a.users) AS users
 FROM user_activity_summary_agg AS a
-WHERE minute > now() - toIntervalMinute({{minutes:UInt32}})
+WHERE a.minute > now() - toIntervalMinute({{minutes:UInt32}})
 GROUP BY a.minute
 ORDER BY minute"""
 

@@ -157,3 +157,15 @@ def test_funnel_counts_sessions_by_steps_present_in_order(store: EmbeddedStore) 
     assert result["sessions"] == 4
     # Full funnel; stops at add_to_cart (no checkout); nothing (no page view); page view only.
     assert [step["sessions"] for step in result["steps"]] == [3, 2, 2, 1, 1]
+
+
+def test_views_sharing_a_target_do_not_deduplicate_each_other(store: EmbeddedStore) -> None:
+    batch = make_batch(2_000, seed=22)
+    # One token for both tables: the two ingestion views still both write into ingestion_agg.
+    for _ in range(2):
+        store.insert_arrow("user_events_realtime", batch.events, "shared:1")
+        store.insert_arrow("transactions_realtime", batch.transactions, "shared:1")
+    assert rows(store, "SELECT table, sum(rows) FROM ingestion_agg GROUP BY ALL ORDER BY ALL") == [
+        ("transactions_realtime", batch.transactions.num_rows),
+        ("user_events_realtime", batch.events.num_rows),
+    ]

@@ -14,13 +14,9 @@ from typing import Final
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from lambdapipe.contracts.spark import (
-    TIMESTAMP_FORMAT,
-    event_validation,
-    spark_schema,
-    transaction_validation,
-)
+from lambdapipe.contracts.spark import TIMESTAMP_FORMAT, spark_schema
 from lambdapipe.contracts.validate import DEFAULT_LIMITS, Limits
+from lambdapipe.speed.validate import validation
 
 # The speed layer's own reason, beside the contracts taxonomy: valid, but too old to stream.
 LATE: Final = "late"
@@ -50,26 +46,28 @@ def classify_records(
     is_event = F.col("topic") == events_topic
     is_transaction = F.col("topic") == transactions_topic
     text = F.col("value").cast("string")
-    verdict = (
-        F.when(is_event, event_validation(F.col("value"), limits=limits))
-        .when(is_transaction, transaction_validation(F.col("value"), limits=limits))
-        .otherwise(F.struct(F.lit("unknown_topic").alias("reason"), F.col("topic").alias("detail")))
+    verdict = validation(
+        F.col("value"),
+        F.col("topic"),
+        F.col("batch_time"),
+        events_topic=events_topic,
+        transactions_topic=transactions_topic,
+        max_future_skew=limits.max_future_skew,
     )
     event = F.when(is_event, F.from_json(text, spark_schema("user_event")))
     transaction = F.when(is_transaction, F.from_json(text, spark_schema("transaction")))
-    with_verdict = raw.select(
+    with_verdict = raw.withColumn("batch_time", F.current_timestamp()).select(
         "*",
         verdict.alias("verdict"),
         event.alias("event"),
         transaction.alias("transaction"),
-        F.current_timestamp().alias("batch_time"),
     )
     # try_: rejected records (bad_timestamp) must not fail the batch; accepted ones always parse
     event_time = F.try_to_timestamp(
         F.coalesce(F.col("event.timestamp"), F.col("transaction.timestamp")),
         F.lit(TIMESTAMP_FORMAT),
     )
-    valid = F.col("verdict").isNull()
+    valid = F.col("verdict.reason").isNull()
     late = valid & (F.col("event_time") < F.col("batch_time") - _seconds(lateness.total_seconds()))
     coordinates = F.concat_ws("/", "topic", F.col("partition").cast("string"), "offset")
     return (

@@ -186,11 +186,11 @@ def _sum(kind: str = "UInt64") -> str:
     return f"SimpleAggregateFunction(sum, {kind})"
 
 
-def funnel_step_flags(prefix: str = "") -> list[str]:
+def funnel_step_flags() -> list[str]:
     """One 0/1 expression per funnel step: the session has every step up to this one."""
     flags, reached = [], []
     for count in FUNNEL_STEP_COUNTS:
-        reached.append(f"{prefix}{count} > 0")
+        reached.append(f"{count} > 0")
         flags.append(" AND ".join(reached))
     return flags
 
@@ -218,7 +218,7 @@ def _ingestion(source: str) -> MaterializedView:
         order_by="table, second",
         partition_by="toYYYYMMDD(second)",
         ttl=f"second + INTERVAL {INGESTION_TTL_DAYS} DAY",
-        # One group per insert (ingested_at is one DEFAULT per block): almost free per row.
+        # One group per insert (ingested_at is one DEFAULT per block): little work per row.
         select=f"""SELECT
     '{source}' AS table,
     toDateTime(ingested_at, 'UTC') AS second,

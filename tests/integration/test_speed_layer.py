@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -29,8 +30,10 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
+from lambdapipe.generator.population import users
 from lambdapipe.generator.run import Summary, plan, run
 from lambdapipe.ingest import cdc
+from lambdapipe.ingest.db import connect_app
 from lambdapipe.ingest.load import load_dimensions
 from lambdapipe.runtime.services.kafka import admin_client, quiet
 from lambdapipe.runtime.stack import Stack
@@ -169,9 +172,9 @@ class Scenario:
     def stop_job(self) -> None:
         if self.job is None:
             return
-        os.killpg(self.job.pid, signal.SIGINT)
+        self.job.send_signal(signal.SIGINT)  # the driver stops its queries and Spark
         try:
-            self.job.wait(timeout=90)
+            self.job.wait(timeout=45)
         except subprocess.TimeoutExpired:
             os.killpg(self.job.pid, signal.SIGKILL)
             self.job.wait(timeout=30)
@@ -187,6 +190,7 @@ class Scenario:
         assert self.job is not None and self.job.poll() is None, self.job_log()
 
     def generate(self, events: int, rate: float, seed: int) -> Summary:
+        """Paced traffic; the seed must be the dimensions' (it also picks the population)."""
         config = plan(
             rate=rate,
             duration=None,
@@ -368,7 +372,7 @@ def check_against_truth(store: HttpStore, scenario: Scenario, exclude_session: s
     events = int(
         one(
             store,
-            "SELECT count() FROM user_events_realtime WHERE session_id != {s:String}",
+            "SELECT count() FROM user_events_realtime WHERE toString(session_id) != {s:String}",
             **where,
         )
     )
@@ -400,7 +404,7 @@ def check_against_truth(store: HttpStore, scenario: Scenario, exclude_session: s
         r["event_type"]: int(r["n"])
         for r in store.query_rows(
             "SELECT event_type, count() AS n FROM user_events_realtime "
-            "WHERE session_id != {s:String} GROUP BY event_type",
+            "WHERE toString(session_id) != {s:String} GROUP BY event_type",
             where,
         )
     }
@@ -409,7 +413,7 @@ def check_against_truth(store: HttpStore, scenario: Scenario, exclude_session: s
         r["user_tier"]: int(r["n"])
         for r in store.query_rows(
             "SELECT user_tier, count() AS n FROM user_events_realtime "
-            "WHERE session_id != {s:String} GROUP BY user_tier",
+            "WHERE toString(session_id) != {s:String} GROUP BY user_tier",
             where,
         )
     }
@@ -432,7 +436,7 @@ def check_against_truth(store: HttpStore, scenario: Scenario, exclude_session: s
         "uniqExactIf(session_id, event_type = 'add_to_cart') AS add_to_cart, "
         "uniqExactIf(session_id, event_type = 'checkout_start') AS checkout_start, "
         "uniqExactIf(session_id, event_type = 'purchase') AS purchase "
-        "FROM user_events_realtime WHERE session_id != {s:String}",
+        "FROM user_events_realtime WHERE toString(session_id) != {s:String}",
         where,
     )[0]
     assert {k: int(v) for k, v in funnel.items()} == truth["funnel"]
@@ -521,3 +525,125 @@ def test_conservation_and_truth(store: HttpStore, scenario: Scenario) -> None:
             }
         )
     )
+
+
+class Background:
+    """A generator run in a thread (it paces itself against the wall clock)."""
+
+    def __init__(self, scenario: Scenario, events: int, rate: float, seed: int) -> None:
+        self.error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                scenario.generate(events, rate, seed)
+            except BaseException as exc:  # reported by join()
+                self.error = exc
+
+        self.thread = threading.Thread(target=target, daemon=True)
+        self.thread.start()
+
+    def join(self) -> datetime:
+        self.thread.join(timeout=600)
+        if self.error is not None:
+            raise self.error
+        return datetime.now(UTC)
+
+
+def wait_for_truth(store: HttpStore, scenario: Scenario, timeout_s: float = 300) -> None:
+    truth = scenario.truth()
+    rows, dead = truth["totals"]["events"], truth["faults"]["dead_letters_total"]
+
+    def arrived() -> bool:
+        events, _, dead_letters = store_counts(store)
+        return events >= rows and dead_letters >= dead
+
+    wait_for(arrived, timeout_s, scenario)
+
+
+def set_tier(settings: Settings, user_id: str, tier: str) -> None:
+    with connect_app(settings, autocommit=True) as conn:
+        conn.execute("UPDATE users SET tier = %s WHERE user_id = %s", (tier, user_id))
+
+
+def test_tier_change_reaches_new_events_within_5s(store: HttpStore, scenario: Scenario) -> None:
+    user = users(1, SEED)[0]
+    new_tier = "platinum" if user.tier != "platinum" else "bronze"
+    session = str(uuid.uuid4())
+    scenario.start_job()
+
+    def visible(event_id: str) -> bool:
+        return bool(
+            one(
+                store,
+                "SELECT count() FROM user_events_realtime WHERE toString(event_id) = {e:String}",
+                e=event_id,
+            )
+        )
+
+    warm = scenario.send_event(user.user_id, session)
+    wait_for(lambda: visible(warm), 180, scenario)  # the job runs and has read the dimensions
+    set_tier(scenario.settings, user.user_id, new_tier)
+    changed_at = datetime.now(UTC)
+    sent: list[tuple[str, datetime]] = []
+    while datetime.now(UTC) < changed_at + timedelta(seconds=10):
+        sent.append((scenario.send_event(user.user_id, session), datetime.now(UTC)))
+        time.sleep(0.2)
+    wait_for(lambda: all(visible(event_id) for event_id, _ in sent[-1:]), 60, scenario)
+    set_tier(scenario.settings, user.user_id, user.tier)  # as the generator's truth has it
+    tiers = {
+        r["id"]: r["user_tier"]
+        for r in store.query_rows(
+            "SELECT toString(event_id) AS id, user_tier FROM user_events_realtime "
+            "WHERE toString(session_id) = {s:String}",
+            {"s": session},
+        )
+    }
+    assert tiers[warm] == user.tier
+    first_new = min(at for event_id, at in sent if tiers[event_id] == new_tier)
+    late_old = [at for event_id, at in sent if tiers[event_id] != new_tier and at > first_new]
+    print(json.dumps({"tier_change_visible_after_s": (first_new - changed_at).total_seconds()}))
+    assert (first_new - changed_at).total_seconds() <= 5
+    assert not late_old  # once seen, the new tier stays
+    assert all(
+        tiers[event_id] == new_tier
+        for event_id, at in sent
+        if at >= changed_at + timedelta(seconds=5)
+    )
+
+
+def test_kill_9_mid_stream_then_restart(store: HttpStore, scenario: Scenario) -> None:
+    scenario.start_job()
+    traffic = Background(scenario, 60_000, RATE, SEED)
+    wait_for(lambda: store_counts(store)[0] >= 10_000, 180, scenario)
+    scenario.kill_job()  # kill -9 of the job's process group, JVM included
+    scenario.start_job()
+    last_event = traffic.join()
+    wait_for_truth(store, scenario)
+    tick = close_sessions(scenario, last_event)
+    expected_sessions = len(scenario.truth()["sessions"])
+    wait_for(
+        lambda: one(store, "SELECT count() FROM user_sessions_realtime") >= expected_sessions,
+        120,
+        scenario,
+    )
+    time.sleep(3)
+    scenario.stop_job()
+    check_against_truth(store, scenario, exclude_session=tick)
+    check_sessions(store, scenario)
+
+
+def test_store_down_for_30s_loses_and_duplicates_nothing(
+    store: HttpStore, scenario: Scenario, serve: ServeProcess
+) -> None:
+    scenario.start_job()
+    traffic = Background(scenario, 40_000, 4_000, SEED)
+    wait_for(lambda: store_counts(store)[0] >= 5_000, 180, scenario)
+    serve.stop()
+    time.sleep(30)
+    serve.start()
+    traffic.join()
+    wait_for_truth(store, scenario)
+    time.sleep(3)
+    scenario.stop_job()
+    check_against_truth(store, scenario)
+    assert "failed" in scenario.job_log()  # the sink did see the outage and retried

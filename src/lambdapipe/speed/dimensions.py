@@ -8,6 +8,7 @@ when the state changed. PostgreSQL is never queried per event.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -19,6 +20,8 @@ from pyspark.sql import DataFrame, SparkSession
 
 from lambdapipe.ingest import cdc
 from lambdapipe.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def apply_change(tiers: dict[str, str], value: dict[str, Any] | None) -> bool:
@@ -104,6 +107,12 @@ class TierState:
                         behind.discard(partition)
             if changed:
                 self.version += 1
+                log.info(
+                    "dimensions: %d users after %d CDC records (%d changed)",
+                    len(self.tiers),
+                    self.records,
+                    changed,
+                )
             return changed
 
     def frame(self, spark: SparkSession) -> DataFrame:

@@ -181,6 +181,15 @@ class SpeedJob:
             ).toArrow()
         finally:
             batch.unpersist()
+        log.info(
+            "records batch %d: %d events, %d transactions, %d dead letters; tiers v%d (%d users)",
+            batch_id,
+            events.num_rows,
+            transactions.num_rows,
+            dead.num_rows,
+            self.tiers.version,
+            len(self.tiers.tiers),
+        )
         if dead.num_rows:
             self.dlq.send(dead)
             self._write(outcome, query_id, DEAD_LETTERS_TABLE, dead.drop_columns(["key"]))

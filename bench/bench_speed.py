@@ -1,0 +1,286 @@
+"""Speed layer: the highest paced generator rate sustained with bounded lag, and its freshness.
+
+Everything local and private (its own stack under .lambdapipe/bench/speed, ports shifted by
+--port-offset): Kafka, PostgreSQL + Debezium, `lambdapipe serve`, `lambdapipe speed run` (a
+separate process) and the generator (paced, in this process, `--workers` processes). For each rate
+in `--rates` the generator runs `--step-s` seconds; every second the bench samples the lag
+(records produced - records accounted for by the job: rows + dead letters, from the store) and
+the CPU and memory of each process. A rate is sustained when the lag at the end of the step is
+under `--max-lag-s` seconds of traffic and did not grow over the step's second half. Freshness
+is event time to written (ingested_at) of the rows of the step, p50/p95, from the store.
+Baseline measured in the same run: the generator alone into Kafka (what the producer can do).
+Usage: uv run python bench/bench_speed.py [--rates 2000,5000,10000,20000] [--step-s 60]
+Results: bench/results/speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from lambdapipe.generator.run import plan, run
+from lambdapipe.ingest import cdc
+from lambdapipe.ingest.load import load_dimensions
+from lambdapipe.runtime.services.kafka import admin_client, quiet
+from lambdapipe.runtime.stack import Stack
+from lambdapipe.serving.http import HttpStore
+from lambdapipe.settings import Settings, ensure_local_secrets
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+SEED, USERS, PRODUCTS = 42, 10_000, 1_000
+
+
+def tree(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+class Sampler:
+    """CPU (% of one core) and RSS (MiB) per named process tree, sampled once a second."""
+
+    def __init__(self, processes: dict[str, psutil.Process]) -> None:
+        self.processes = processes
+        self.samples: dict[str, list[tuple[float, float]]] = {name: [] for name in processes}
+        for name in processes:
+            for p in tree(processes[name]):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    p.cpu_percent(None)
+
+    def sample(self) -> None:
+        for name, root in self.processes.items():
+            cpu = rss = 0.0
+            for p in tree(root):
+                try:
+                    cpu += p.cpu_percent(None)
+                    rss += p.memory_info().rss / 2**20
+                except psutil.NoSuchProcess:
+                    pass
+            self.samples[name].append((cpu, rss))
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for name, values in self.samples.items():
+            if values:
+                cpus = [c for c, _ in values[1:]] or [0.0]
+                out[name] = {
+                    "cpu_pct_mean": round(sum(cpus) / len(cpus), 1),
+                    "rss_mib_max": round(max(r for _, r in values), 1),
+                }
+        return out
+
+
+def produced(settings: Settings, topics: list[str]) -> int:
+    consumer = Consumer(quiet({"bootstrap.servers": settings.kafka.bootstrap, "group.id": "b"}))
+    total = 0
+    for topic in topics:
+        for p in range(settings.kafka.partitions):
+            total += consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+    consumer.close()
+    return total
+
+
+def accounted(store: HttpStore) -> int:
+    row = store.query_rows(
+        "SELECT (SELECT count() FROM user_events_realtime) + (SELECT count() FROM "
+        "transactions_realtime) + (SELECT count() FROM dead_letters_realtime) AS n"
+    )
+    return int(row[0]["n"])
+
+
+def freshness(store: HttpStore, since: datetime) -> dict[str, float]:
+    row = store.query_rows(
+        "SELECT quantiles(0.5, 0.95)(dateDiff('millisecond', timestamp, ingested_at)) AS q, "
+        "count() AS n FROM user_events_realtime WHERE ingested_at >= {t:DateTime64(3)}",
+        {"t": since},
+    )[0]
+    q = row["q"] or [0, 0]
+    return {"p50_s": round(q[0] / 1000, 2), "p95_s": round(q[1] / 1000, 2), "rows": row["n"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rates", default="2000,5000,10000,20000")
+    parser.add_argument("--step-s", type=float, default=60.0)
+    parser.add_argument("--max-lag-s", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--port-offset", type=int, default=33000)
+    parser.add_argument("--keep", action="store_true", help="leave the bench stack up")
+    args = parser.parse_args()
+    rates = [float(r) for r in args.rates.split(",")]
+
+    home = REPO / ".lambdapipe" / "bench" / "speed"
+    shutil.rmtree(home / "data", ignore_errors=True)
+    settings = Settings(
+        _env_file=ensure_local_secrets(home),  # type: ignore[call-arg]
+        home=home,
+        lib_home=REPO / ".lambdapipe" / "lib",
+        port_offset=args.port_offset,
+    )
+    stack = Stack(settings)
+    stack.up(progress=lambda line: None)
+    load_dimensions(settings, USERS, PRODUCTS, SEED)
+    cdc.register(settings)
+    suffix = uuid.uuid4().hex[:6]
+    topics = [f"bench-events-{suffix}", f"bench-transactions-{suffix}", f"bench-dlq-{suffix}"]
+    admin = admin_client(settings)
+    for f in admin.create_topics(
+        [NewTopic(t, settings.kafka.partitions, 1) for t in topics]
+    ).values():
+        f.result(30)
+    env = {
+        **os.environ,
+        "LAMBDAPIPE_HOME": str(home),
+        "LAMBDAPIPE_LIB_HOME": str(settings.lib_dir),
+        "LAMBDAPIPE_PORT_OFFSET": str(args.port_offset),
+        "LAMBDAPIPE_KAFKA__EVENTS_TOPIC": topics[0],
+        "LAMBDAPIPE_KAFKA__TRANSACTIONS_TOPIC": topics[1],
+        "LAMBDAPIPE_KAFKA__DLQ_TOPIC": topics[2],
+        "LAMBDAPIPE_SPEED__METRICS_PORT": "0",
+    }
+    command = [sys.executable, "-c", "from lambdapipe.cli import main; main()"]
+    logs = home / "bench-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with (logs / "serve.log").open("ab") as log:
+        serve = subprocess.Popen(
+            [*command, "serve", "--port", str(settings.serving.port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = settings.serving.endpoint
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    with (logs / "speed.log").open("ab") as log:
+        job = subprocess.Popen(
+            [*command, "speed", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    store = HttpStore(settings.serving.store_url, timeout_s=60)
+    kafka_pids = [s.pid for s in stack.status() if s.name.startswith("kafka") and s.pid]
+    processes = {
+        "speed job (python + JVM)": psutil.Process(job.pid),
+        "serve (chdb)": psutil.Process(serve.pid),
+        "generator (this process)": psutil.Process(os.getpid()),
+    }
+    if kafka_pids:
+        processes["kafka"] = psutil.Process(kafka_pids[0])
+
+    def generate(rate: float, seconds: float) -> dict[str, float]:
+        config = plan(
+            rate=rate,
+            duration=None,
+            events=int(rate * seconds),
+            seed=SEED,
+            sink="kafka",
+            start=None,
+            workers=args.workers,
+            users=USERS,
+            products=PRODUCTS,
+        )
+        config = replace(
+            config,
+            kafka={
+                "bootstrap": settings.kafka.bootstrap,
+                "events_topic": topics[0],
+                "transactions_topic": topics[1],
+            },
+        )
+        summary = run(config)
+        return {"records": summary.records, "seconds": round(summary.seconds, 1)}
+
+    # warm-up: the job's first batches (JIT, planning) are not part of any step
+    generate(1000, 10)
+    while accounted(store) < produced(settings, topics[:2]) - 100:
+        time.sleep(1)
+
+    steps: list[dict[str, Any]] = []
+    try:
+        for rate in rates:
+            began = datetime.now(UTC)
+            result: dict[str, Any] = {}
+            thread = threading.Thread(
+                target=lambda out=result, r=rate: out.update(generate(r, args.step_s))
+            )
+            sampler = Sampler(processes)
+            lags: list[int] = []
+            thread.start()
+            while thread.is_alive():
+                time.sleep(1)
+                sampler.sample()
+                lags.append(produced(settings, topics[:2]) - accounted(store))
+            end_lag = lags[-1] if lags else 0
+            half = lags[len(lags) // 2 :] or [0]
+            sustained = end_lag <= rate * args.max_lag_s and half[-1] <= max(half[0], rate) * 1.5
+            drained_at = time.monotonic()
+            while produced(settings, topics[:2]) - accounted(store) > 0.001 * rate * args.step_s:
+                if time.monotonic() - drained_at > 300:
+                    break
+                time.sleep(1)
+            step = {
+                "rate": rate,
+                "generator": result,
+                "achieved_rate": round(
+                    result.get("records", 0) / max(result.get("seconds", 1), 1e-9)
+                ),
+                "lag_end_records": end_lag,
+                "lag_max_records": max(lags or [0]),
+                "drain_s": round(time.monotonic() - drained_at, 1),
+                "sustained": bool(sustained),
+                "freshness": freshness(store, began),
+                "processes": sampler.summary(),
+            }
+            steps.append(step)
+            print(json.dumps(step), flush=True)
+            if not sustained:
+                break
+    finally:
+        job.terminate()
+        job.wait(60)
+        serve.terminate()
+        serve.wait(60)
+        store.close()
+        if not args.keep:
+            cdc.unregister(settings)
+            stack.down(purge=True, progress=lambda line: None)
+    best = max((s["rate"] for s in steps if s["sustained"]), default=0)
+    report = {
+        "command": "uv run python bench/bench_speed.py " + " ".join(sys.argv[1:]),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30),
+        },
+        "step_s": args.step_s,
+        "max_lag_s": args.max_lag_s,
+        "highest_sustained_rate": best,
+        "steps": steps,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "speed.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({"highest_sustained_rate": best}))
+
+
+if __name__ == "__main__":
+    main()

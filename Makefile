@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := uv run
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test test-unit test-integration lint format bench up down status clean
+.PHONY: help setup demo test test-heavy test-unit test-integration lint format bench up down status clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -17,8 +17,11 @@ DEMO_ARGS ?=
 demo: setup ## Start the stack and run the real-time pipeline, watched live (DEMO_ARGS="--minutes 2 --rate 5000")
 	@$(UV) lambdapipe demo $(DEMO_ARGS)
 
-test: setup ## Run every test: unit, integration (starts a private stack), e2e
-	@$(UV) pytest -m "" $(PYTEST_ARGS)
+test: setup ## Run the tests: unit, integration (starts a private stack), e2e; not the heavy ones
+	@$(UV) pytest -m "not heavy" $(PYTEST_ARGS)
+
+test-heavy: setup ## Run the heavy speed-layer scenarios (200K events, kill -9, store outage)
+	@$(UV) pytest -m heavy $(PYTEST_ARGS)
 
 test-unit: setup ## Run the fast unit tests only
 	@$(UV) pytest -m "not integration and not e2e" $(PYTEST_ARGS)

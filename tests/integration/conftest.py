@@ -25,6 +25,18 @@ STACK_NAME = os.environ.get("PIPE_TEST_STACK", "main")
 PORT_OFFSET = int(os.environ.get("PIPE_TEST_PORT_OFFSET", "20000"))
 
 
+# The speed layer's end-to-end scenarios (200K events through Spark, kill -9, store outage) need
+# the 2 cores to themselves for ~10 minutes; until they are proven on a quiet CI run they are
+# `heavy`: `make test` leaves them out, `make test-heavy` runs them.
+HEAVY_MODULES = ("tests/integration/test_speed_layer.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(HEAVY_MODULES):
+            item.add_marker(pytest.mark.heavy)
+
+
 def stack_settings(name: str, port_offset: int, kafka_nodes: int = 1) -> Settings:
     """Settings for a private test stack under .lambdapipe/test/<name>."""
     home = TEST_HOME / name

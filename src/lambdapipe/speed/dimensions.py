@@ -80,18 +80,22 @@ class TierState:
             self._assign_new_partitions()
             if not self._assigned:
                 return 0
-            ends: dict[int, int] = {}
-            for partition in self._assigned:
-                _, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(self.topic, partition), timeout=5
-                )
-                ends[partition] = high
-            positions = {
-                tp.partition: tp.offset
-                for tp in self._consumer.position(
-                    [TopicPartition(self.topic, p) for p in self._assigned]
-                )
-            }
+            try:
+                ends = {
+                    p: self._consumer.get_watermark_offsets(
+                        TopicPartition(self.topic, p), timeout=5
+                    )[1]
+                    for p in self._assigned
+                }
+                positions = {
+                    tp.partition: tp.offset
+                    for tp in self._consumer.position(
+                        [TopicPartition(self.topic, p) for p in self._assigned]
+                    )
+                }
+            except KafkaException as exc:  # a leader moving: the next micro-batch reads on
+                log.warning("dimensions not refreshed: %s", exc)
+                return 0
             behind = {p for p, end in ends.items() if positions.get(p, -1) < end and end > 0}
             changed = 0
             deadline = time.monotonic() + self._read_timeout_s

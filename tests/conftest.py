@@ -5,12 +5,37 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lambdapipe.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One small local SparkSession for every test that needs Spark.
+
+    One fixture for all: a second `getOrCreate()` in the same run would silently return the
+    first session and ignore its own settings.
+    """
+    from pyspark.sql import SparkSession  # only the tests that use Spark pay for importing it
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("lambdapipe-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.memory", "768m")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
 
 
 @pytest.fixture(autouse=True)

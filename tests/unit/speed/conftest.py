@@ -1,14 +1,13 @@
-"""Fixtures of the speed-layer unit tests: one local SparkSession, raw Kafka-like rows."""
+"""Speed-layer test fixtures: raw Kafka-like rows (the Spark session: tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql.types import (
     BinaryType,
@@ -32,24 +31,6 @@ KAFKA_SCHEMA = StructType(
 )
 USER = "0b6f4c1e-1f0e-4a51-9d43-0d5a8f2f7c11"
 SESSION = "6a1e2f4b-90e8-4a77-8d2c-3c7d1b9f0e21"
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[SparkSession]:
-    """One small local SparkSession for the speed tests."""
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("lambdapipe-speed-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.memory", "768m")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 def stamp(moment: datetime) -> str:

@@ -75,8 +75,10 @@ class Stack:
             directory.mkdir(parents=True, exist_ok=True)
         todo = self.select(names)
         running = {s.name for s in todo if s.process.info() is not None}
-        for name in sorted(running):
-            progress(f"{name}: already running")
+        for service in sorted((s for s in todo if s.name in running), key=lambda s: s.name):
+            # an earlier `up` may have failed between this service's start and its bootstrap
+            service.bootstrap()
+            progress(f"{service.name}: already running")
         pending = [s for s in todo if s.name not in running]
         for service in pending:
             self._check_ports(service)

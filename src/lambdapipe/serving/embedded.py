@@ -24,14 +24,17 @@ from lambdapipe.serving.store import (
     param_text,
 )
 
-# One block per partition per insert: the dedup token names blocks by their index, so a
-# replayed batch must be cut into the same blocks as the first attempt.
+# One block per partition per insert, cut the same way at every replay: the dedup token is
+# extended with the numbers of the source chunks, so the chunks must not depend on how the
+# Arrow table was chunked (insert_arrow combines them) or on the machine (pinned thread count,
+# one chunk per reading thread). The chunks are squashed into one block before the table and
+# its views, so a batch writes one part per table, read and converted on two threads.
 _SINGLE_BLOCK = {
-    "max_insert_threads": "1",
-    "min_insert_block_size_rows": "0",
-    "min_insert_block_size_bytes": "0",
-    "max_insert_block_size": "100000000",
+    "max_threads": "2",
     "max_block_size": "100000000",
+    "max_insert_threads": "1",
+    "min_insert_block_size_rows": "1000000000000",
+    "min_insert_block_size_bytes": "1000000000000000",
 }
 
 
@@ -81,7 +84,7 @@ class EmbeddedStore(ServingStore):
             settings["insert_deduplication_token"] = f"'{check_dedup_token(dedup_token)}'"
         clause = ", ".join(f"{key} = {value}" for key, value in settings.items())
         # chdb's Python() resolves this local variable by name from the caller's frame.
-        arrow_batch = data  # noqa: F841
+        arrow_batch = data.combine_chunks()  # noqa: F841
         self._run(
             f"INSERT INTO {table} ({columns}) SETTINGS {clause} "
             f"SELECT {columns} FROM Python(arrow_batch)",

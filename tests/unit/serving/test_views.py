@@ -169,3 +169,20 @@ def test_views_sharing_a_target_do_not_deduplicate_each_other(store: EmbeddedSto
         ("transactions_realtime", batch.transactions.num_rows),
         ("user_events_realtime", batch.events.num_rows),
     ]
+
+
+def test_replay_cut_into_other_arrow_chunks_adds_nothing(store: EmbeddedStore) -> None:
+    # The token names blocks by index: the insert must not cut blocks where Arrow cuts chunks.
+    events = make_batch(30_000, seed=23).events.combine_chunks()
+    store.insert_arrow("user_events_realtime", events, "chunks:1")
+    counts = {
+        table: rows(store, f"SELECT count(), count(DISTINCT _part) FROM {table}")
+        for table in ("user_events_realtime", "user_activity_summary_agg", "ingestion_agg")
+    }
+    assert counts["user_events_realtime"][0][1] == 1
+    replay = pa.Table.from_batches(events.to_batches(max_chunksize=1_000))
+    store.insert_arrow("user_events_realtime", replay, "chunks:1")
+    assert counts == {
+        table: rows(store, f"SELECT count(), count(DISTINCT _part) FROM {table}")
+        for table in counts
+    }

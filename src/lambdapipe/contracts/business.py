@@ -5,6 +5,8 @@ with `Decimal` (exact) and the Spark validator translates it to a Column with De
 both apply the same rule.
 """
 
+import operator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -79,25 +81,32 @@ def rules_for(record: str) -> tuple[Rule, ...]:
     return tuple(r for r in RULES if r.record == record)
 
 
-def evaluate(expr: Expr, record: dict[str, object]) -> Decimal:
-    """Evaluate `expr` exactly on an already schema-valid record."""
+Broken = Callable[[Mapping[str, object]], str | None]
+_Value = Callable[[Mapping[str, object]], Decimal]
+_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul}
+_CMPS = {">": operator.gt, ">=": operator.ge, "==": operator.eq}
+
+
+def _value(expr: Expr) -> _Value:
+    """Compile `expr` into an exact evaluation on an already schema-valid record."""
     if isinstance(expr, Const):
-        return expr.value
+        value = expr.value
+        return lambda record: value
     if isinstance(expr, Field):
-        return Decimal(str(record[expr.name]))
-    left, right = evaluate(expr.left, record), evaluate(expr.right, record)
-    if expr.op == "+":
-        return left + right
-    if expr.op == "-":
-        return left - right
-    return left * right
+        name = expr.name
+        return lambda record: Decimal(str(record[name]))
+    op, left, right = _OPS[expr.op], _value(expr.left), _value(expr.right)
+    return lambda record: op(left(record), right(record))
 
 
-def holds(rule: Rule, record: dict[str, object]) -> bool:
-    """Return whether `rule` holds for a schema-valid record."""
-    left, right = evaluate(rule.left, record), evaluate(rule.right, record)
-    if rule.cmp == ">":
-        return left > right
-    if rule.cmp == ">=":
-        return left >= right
-    return left == right
+def first_broken(rules: tuple[Rule, ...]) -> Broken:
+    """Compile `rules` into a function naming the first rule a schema-valid record breaks."""
+    compiled = tuple((_CMPS[r.cmp], _value(r.left), _value(r.right), r.name) for r in rules)
+
+    def broken(record: Mapping[str, object]) -> str | None:
+        for cmp, left, right, name in compiled:
+            if not cmp(left(record), right(record)):
+                return name
+        return None
+
+    return broken

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 from pyspark.sql import DataFrame, SparkSession
 
 from lambdapipe.ingest import cdc
@@ -59,11 +60,20 @@ class TierState:
                 "log_level": 3,
             }
         )
+        # End offsets come from an admin client: one request for every partition, on a
+        # connection of its own (the consumer's queries wait behind its long-polling fetches).
+        self._admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap, "log_level": 3})
         self._assigned: set[int] = set()
+
+    def _end_offsets(self) -> dict[int, int]:
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        specs = {TopicPartition(self.topic, p): latest for p in self._assigned}
+        futures = self._admin.list_offsets(specs, request_timeout=5)
+        return {tp.partition: future.result().offset for tp, future in futures.items()}
 
     def _assign_new_partitions(self) -> None:
         try:
-            metadata = self._consumer.list_topics(self.topic, timeout=5)
+            metadata = self._admin.list_topics(self.topic, timeout=5)
         except KafkaException:
             return
         topic = metadata.topics.get(self.topic)
@@ -81,12 +91,7 @@ class TierState:
             if not self._assigned:
                 return 0
             try:
-                ends = {
-                    p: self._consumer.get_watermark_offsets(
-                        TopicPartition(self.topic, p), timeout=5
-                    )[1]
-                    for p in self._assigned
-                }
+                ends = self._end_offsets()
                 positions = {
                     tp.partition: tp.offset
                     for tp in self._consumer.position(

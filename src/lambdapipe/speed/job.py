@@ -170,6 +170,7 @@ class SpeedJob:
         outcome = BatchOutcome(RECORDS, batch_id)
         batch.persist()
         try:
+            began = time.monotonic()
             self.tiers.refresh()
             tiers = self.tiers.frame(self.spark)
             dead = route_dead_letters(batch).toArrow()
@@ -179,17 +180,9 @@ class SpeedJob:
             transactions = enrich_with_tier(
                 transaction_rows(accepted(batch, kafka.transactions_topic)), tiers
             ).toArrow()
+            computed = time.monotonic()
         finally:
             batch.unpersist()
-        log.info(
-            "records batch %d: %d events, %d transactions, %d dead letters; tiers v%d (%d users)",
-            batch_id,
-            events.num_rows,
-            transactions.num_rows,
-            dead.num_rows,
-            self.tiers.version,
-            len(self.tiers.tiers),
-        )
         if dead.num_rows:
             self.dlq.send(dead)
             self._write(outcome, query_id, DEAD_LETTERS_TABLE, dead.drop_columns(["key"]))
@@ -201,6 +194,18 @@ class SpeedJob:
         self._write(outcome, query_id, EVENTS_TABLE, events.drop_columns(["event_time"]))
         self._write(
             outcome, query_id, TRANSACTIONS_TABLE, transactions.drop_columns(["event_time"])
+        )
+        log.info(
+            "records batch %d: %d events, %d transactions, %d dead letters; tiers v%d (%d users);"
+            " computed in %.1f s, written in %.1f s",
+            batch_id,
+            events.num_rows,
+            transactions.num_rows,
+            dead.num_rows,
+            self.tiers.version,
+            len(self.tiers.tiers),
+            computed - began,
+            time.monotonic() - computed,
         )
         self._record(outcome)
 
@@ -377,6 +382,8 @@ def main(
     from lambdapipe.speed.session import build_spark
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for chatty in ("py4j", "httpx"):  # a line per Py4J command and per HTTP request
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     metrics = SpeedMetrics()
     if settings.speed.metrics_port:
         metrics.serve(settings.speed.metrics_port)

@@ -4,6 +4,10 @@ pydantic-core checks types, enums, lengths, ranges and patterns (Rust regex) in 
 several times faster than the same checks as Python bytecode. A record whose key set was seen
 before has its values validated as a tuple, which costs less than validating the dict. It only
 says yes or no; which reason a rejected record gets is decided by the ordered Python rules.
+
+Why not msgspec Structs: its `Meta(pattern=...)` runs Python's `re`, so a whole validator built
+on it measured 6.3x `orjson.loads` (3.6x here); with patterns left to pydantic-core, converting
+the Struct back to the result's dict cost more than it saved (3.9x).
 """
 
 from collections.abc import Callable, Mapping

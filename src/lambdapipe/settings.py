@@ -194,7 +194,10 @@ class SpeedSettings(_Section):
     max_future_skew_s: int = 300
     session_gap_s: int = 1800
     driver_memory: str = "1g"
-    shuffle_partitions: int = 4
+    # Spark tasks per micro-batch: the state stores' partitions (fixed by the first checkpoint)
+    # and the tasks reading Kafka (0: one per Kafka partition). Match the cores you have.
+    shuffle_partitions: int = 2
+    source_partitions: int = 2
     # a lost offset range (retention, truncation) stops the job unless this is set explicitly
     fail_on_data_loss: bool = True
     # how long a write to the store is retried before the batch fails (and the query restarts)

@@ -16,18 +16,16 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from lambdapipe.generator.population import users
@@ -40,6 +38,7 @@ from lambdapipe.runtime.stack import Stack
 from lambdapipe.serving.ddl import MATERIALIZED_VIEWS, TABLES
 from lambdapipe.serving.http import HttpStore
 from lambdapipe.settings import Settings
+from tests import pipeline_checks as checks
 from tests.integration.conftest import LIB, PORT_OFFSET
 
 pytestmark = [
@@ -221,37 +220,11 @@ class Scenario:
         return dict(orjson.loads((self.folder / "truth.json").read_bytes()))
 
     def produced(self, topic: str) -> int:
-        consumer = Consumer(
-            quiet({"bootstrap.servers": self.settings.kafka.bootstrap, "group.id": "x"})
-        )
-        total = 0
-        for p in range(self.settings.kafka.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            total += high - low
-        consumer.close()
-        return total
+        return checks.produced(self.settings, topic)
 
     def send_event(self, user_id: str, session_id: str, at: datetime | None = None) -> str:
         """Produce one valid page_view; returns its event_id."""
-        event_id = str(uuid.uuid4())
-        moment = at or datetime.now(UTC)
-        record = {
-            "event_id": event_id,
-            "user_id": user_id,
-            "session_id": session_id,
-            "event_type": "page_view",
-            "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%S.")
-            + f"{moment.microsecond // 1000:03d}Z",
-            "device_type": "desktop",
-            "browser": "chrome",
-            "ip_address": "10.0.0.1",
-            "page_url": "https://shop.example.com/",
-            "referrer": "https://www.google.com/",
-        }
-        producer = Producer(quiet({"bootstrap.servers": self.settings.kafka.bootstrap}))
-        producer.produce(self.events_topic, orjson.dumps(record), key=user_id.encode())
-        assert producer.flush(30) == 0
-        return event_id
+        return checks.send_event(self.settings, self.events_topic, user_id, session_id, at)
 
 
 # --- fixtures --------------------------------------------------------------------------------
@@ -326,162 +299,16 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, scenario: Scenario
     raise AssertionError(f"timed out\n{scenario.job_log()}")
 
 
-def one(store: HttpStore, sql: str, **params: Any) -> Any:
-    return next(iter(store.query_rows(sql, params)[0].values()))
-
-
-def store_counts(store: HttpStore) -> tuple[int, int, int]:
-    return (
-        int(one(store, "SELECT count() FROM user_events_realtime")),
-        int(one(store, "SELECT count() FROM transactions_realtime")),
-        int(one(store, "SELECT count() FROM dead_letters_realtime")),
-    )
-
-
-def dlq_records(scenario: Scenario) -> list[dict[str, str]]:
-    """The DLQ topic's records' headers, unique by source coordinates."""
-    consumer = Consumer(
-        quiet(
-            {
-                "bootstrap.servers": scenario.settings.kafka.bootstrap,
-                "group.id": f"dlq-{uuid.uuid4()}",
-                "auto.offset.reset": "earliest",
-            }
-        )
-    )
-    consumer.subscribe([scenario.dlq_topic])
-    expected = scenario.produced(scenario.dlq_topic)
-    seen: dict[tuple[str, str, str], dict[str, str]] = {}
-    read, deadline = 0, time.monotonic() + 60
-    while read < expected and time.monotonic() < deadline:
-        for message in consumer.consume(1000, timeout=1):
-            if message.error() is None:
-                read += 1
-                headers = {k: (v or b"").decode() for k, v in message.headers() or []}
-                key = (
-                    headers["source_topic"],
-                    headers["source_partition"],
-                    headers["source_offset"],
-                )
-                seen[key] = headers
-    consumer.close()
-    return list(seen.values())
-
-
 def check_against_truth(store: HttpStore, scenario: Scenario, *extra_sessions: str) -> None:
-    """Conservation, dead letters by reason, no duplicates, counts by type and tier, revenue.
-
-    `extra_sessions` are sessions of one event each the test sent beside the generator.
-    """
-    truth = scenario.truth()
-    faults = truth["faults"]
-    where = {"s": list(extra_sessions)}
-    events = int(
-        one(
-            store,
-            "SELECT count() FROM user_events_realtime "
-            "WHERE toString(session_id) NOT IN {s:Array(String)}",
-            **where,
-        )
-    )
-    transactions, dead = store_counts(store)[1:]
-    produced_events = scenario.produced(scenario.events_topic) - len(extra_sessions)
-    produced_transactions = scenario.produced(scenario.transactions_topic)
-    # Conservation: every record consumed is a row, a dead letter or a dropped duplicate.
-    assert events + dead + faults["duplicates_injected"] == produced_events
-    assert transactions == produced_transactions == truth["totals"]["transactions"]
-    assert events == truth["totals"]["events"]
-    by_reason = {
-        r["reason"]: int(r["n"])
-        for r in store.query_rows(
-            "SELECT reason, count() AS n FROM dead_letters_realtime GROUP BY reason"
-        )
-    }
-    assert by_reason == faults["expected_dead_letters"]
-    kafka_dlq = Counter(h["reason"] for h in dlq_records(scenario))
-    assert dict(kafka_dlq) == faults["expected_dead_letters"]
-    # Injected duplicates are absent.
-    assert one(store, "SELECT count() - uniqExact(event_id) FROM user_events_realtime") == 0
-    duplicated = faults["duplicate_event_ids"][:500]
-    assert one(
+    """The shared truth checks on this scenario's topics (`extra_sessions`: sent by the test)."""
+    checks.check_against_truth(
         store,
-        "SELECT count() FROM user_events_realtime WHERE toString(event_id) IN {ids:Array(String)}",
-        ids=duplicated,
-    ) == len(set(duplicated))
-    by_type = {
-        r["event_type"]: int(r["n"])
-        for r in store.query_rows(
-            "SELECT event_type, count() AS n FROM user_events_realtime "
-            "WHERE toString(session_id) NOT IN {s:Array(String)} GROUP BY event_type",
-            where,
-        )
-    }
-    assert by_type == {k: v for k, v in truth["totals"]["by_event_type"].items() if v}
-    by_tier = {
-        r["user_tier"]: int(r["n"])
-        for r in store.query_rows(
-            "SELECT user_tier, count() AS n FROM user_events_realtime "
-            "WHERE toString(session_id) NOT IN {s:Array(String)} GROUP BY user_tier",
-            where,
-        )
-    }
-    assert by_tier == {k: v for k, v in truth["totals"]["by_tier"].items() if v}
-    revenue: Counter[str] = Counter()
-    for per_tier in truth["revenue_by_day"].values():
-        for tier, amount in per_tier.items():
-            revenue[tier] += Decimal(amount)
-    stored_revenue = {
-        r["user_tier"]: Decimal(str(r["revenue"]))
-        for r in store.query_rows(
-            "SELECT user_tier, sum(total_amount) AS revenue FROM transactions_realtime "
-            "GROUP BY user_tier"
-        )
-    }
-    assert stored_revenue == dict(revenue)
-    funnel = store.query_rows(
-        "SELECT uniqExact(session_id) AS sessions, "
-        "uniqExactIf(session_id, event_type = 'product_view') AS product_view, "
-        "uniqExactIf(session_id, event_type = 'add_to_cart') AS add_to_cart, "
-        "uniqExactIf(session_id, event_type = 'checkout_start') AS checkout_start, "
-        "uniqExactIf(session_id, event_type = 'purchase') AS purchase "
-        "FROM user_events_realtime WHERE toString(session_id) NOT IN {s:Array(String)}",
-        where,
-    )[0]
-    assert {k: int(v) for k, v in funnel.items()} == truth["funnel"]
-
-
-def check_sessions(store: HttpStore, scenario: Scenario) -> None:
-    """Every generated session, closed, with the truth's start, end, events, revenue."""
-    truth = {s["session_id"]: s for s in scenario.truth()["sessions"]}
-    rows = store.query_rows(
-        "SELECT toString(session_id) AS id, session_start, session_end, event_count, revenue, "
-        "converted, user_tier FROM user_sessions_realtime"
+        scenario.truth(),
+        scenario.produced(scenario.events_topic) - len(extra_sessions),
+        scenario.produced(scenario.transactions_topic),
+        checks.dlq_headers(scenario.settings, scenario.dlq_topic),
+        extra_sessions,
     )
-    stored = {r["id"]: r for r in rows}
-    assert len(rows) == len(stored)  # each session emitted once
-    assert set(stored) == set(truth)
-    mismatched = []
-    for session_id, expected in truth.items():
-        got = stored[session_id]
-        actual = (
-            got["session_start"].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-            got["session_end"].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-            int(got["event_count"]),
-            Decimal(str(got["revenue"])),
-            bool(got["converted"]),
-            got["user_tier"],
-        )
-        wanted = (
-            expected["start"],
-            expected["end"],
-            expected["events"],
-            Decimal(expected["revenue"]),
-            expected["converted"],
-            expected["tier"],
-        )
-        if actual != wanted:
-            mismatched.append((session_id, actual, wanted))
-    assert not mismatched, mismatched[:5]
 
 
 def close_sessions(scenario: Scenario, last_event: datetime) -> str:
@@ -508,21 +335,27 @@ def test_conservation_and_truth(store: HttpStore, scenario: Scenario) -> None:
     expected_rows = truth["totals"]["events"]
     expected_dead = truth["faults"]["dead_letters_total"]
     wait_for(
-        lambda: store_counts(store)[0] >= expected_rows and store_counts(store)[2] >= expected_dead,
+        lambda: (
+            checks.store_counts(store)[0] >= expected_rows
+            and checks.store_counts(store)[2] >= expected_dead
+        ),
         300,
         scenario,
     )
     caught_up_s = time.monotonic() - began
     tick = close_sessions(scenario, last_event)
     wait_for(
-        lambda: one(store, "SELECT count() FROM user_sessions_realtime") >= len(truth["sessions"]),
+        lambda: (
+            checks.one(store, "SELECT count() FROM user_sessions_realtime")
+            >= len(truth["sessions"])
+        ),
         120,
         scenario,
     )
     time.sleep(3)  # one more trigger: nothing else may arrive
     scenario.stop_job()
     check_against_truth(store, scenario, tick)
-    check_sessions(store, scenario)
+    checks.check_sessions(store, scenario.truth())
     print(
         json.dumps(
             {
@@ -563,7 +396,7 @@ def wait_for_truth(store: HttpStore, scenario: Scenario, extra: int = 0) -> None
     rows, dead = truth["totals"]["events"] + extra, truth["faults"]["dead_letters_total"]
 
     def arrived() -> bool:
-        events, _, dead_letters = store_counts(store)
+        events, _, dead_letters = checks.store_counts(store)
         return events >= rows and dead_letters >= dead
 
     wait_for(arrived, 300, scenario)
@@ -582,7 +415,7 @@ def test_tier_change_reaches_new_events_within_5s(store: HttpStore, scenario: Sc
 
     def visible(event_id: str) -> bool:
         return bool(
-            one(
+            checks.one(
                 store,
                 "SELECT count() FROM user_events_realtime WHERE toString(event_id) = {e:String}",
                 e=event_id,
@@ -627,7 +460,7 @@ def warm_up(store: HttpStore, scenario: Scenario) -> str:
     event_id = scenario.send_event(TICK_USER, session)
     wait_for(
         lambda: bool(
-            one(
+            checks.one(
                 store,
                 "SELECT count() FROM user_events_realtime WHERE toString(event_id) = {e:String}",
                 e=event_id,

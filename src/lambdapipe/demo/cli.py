@@ -76,6 +76,7 @@ def summary(result: DemoResult, dashboard: str, running: bool) -> Group:
         counts.add_row("records produced (with faults)", f"{produced.records:,}")
         counts.add_row("valid events produced", f"{produced.valid_events:,}")
         counts.add_row("transactions produced", f"{produced.transactions:,}")
+        counts.add_row("duplicates injected (dropped)", f"{len(produced.truth.duplicates):,}")
     counts.add_row("events accepted", f"{result.final.accepted_events:,}")
     for reason, n in sorted(result.final.dead_letters.items()):
         counts.add_row(f"dead-lettered: {reason}", f"{n:,}")

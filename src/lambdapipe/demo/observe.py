@@ -36,7 +36,8 @@ class Observer:
         self.api = f"{settings.serving.endpoint}/api"
         self.freshness: list[float] = []
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, freshness: bool = True) -> Snapshot:
+        """Counts now; `freshness`: also sample it (only meaningful while traffic flows)."""
         with open_store(self.settings) as store:
             counts = store.query_rows(
                 "SELECT (SELECT count() FROM user_events_realtime) AS events,"
@@ -53,7 +54,7 @@ class Observer:
             dead_letters={str(r["reason"]): int(r["n"]) for r in reasons},
         )
         snap.freshness_s = self._freshness()
-        if snap.freshness_s is not None:
+        if freshness and snap.freshness_s is not None:
             self.freshness.append(snap.freshness_s)
         return snap
 

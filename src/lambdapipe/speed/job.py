@@ -112,7 +112,7 @@ class SpeedJob:
 
     def _source(self, topics: list[str]) -> DataFrame:
         speed, kafka = self.settings.speed, self.settings.kafka
-        return (
+        source = (
             self.spark.readStream.format("kafka")
             .option("kafka.bootstrap.servers", kafka.bootstrap)
             .option("subscribe", ",".join(topics))
@@ -121,6 +121,11 @@ class SpeedJob:
             .option("failOnDataLoss", str(speed.fail_on_data_loss).lower())
             .load()
         )
+        # One Spark task per Kafka partition (12 here) pays the Python validator's per-task cost
+        # 12 times a micro-batch; on 2 cores, 2 tasks cut a 7K-event batch from ~6.5 s to ~2.7 s.
+        if speed.source_partitions > 0:
+            source = source.coalesce(speed.source_partitions)
+        return source
 
     def _classified(self, topics: list[str]) -> DataFrame:
         kafka = self.settings.kafka

@@ -51,6 +51,8 @@ def build_spark(settings: Settings, app_name: str = "lambdapipe-speed") -> Spark
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.streaming.stateStore.providerClass", _ROCKSDB)
+        # commits write a changelog instead of a RocksDB snapshot: ~60% cheaper commits here
+        .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", "true")
         .config("spark.sql.adaptive.enabled", "false")
         .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=WARN")
     )

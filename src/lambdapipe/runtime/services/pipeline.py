@@ -14,11 +14,16 @@ from lambdapipe.settings import Settings
 
 def child_environment(settings: Settings) -> dict[str, str]:
     """The variables that make a child process load the same settings as this one."""
+    speed = settings.speed
     env = {
         "LAMBDAPIPE_PROFILE": settings.profile,
         "LAMBDAPIPE_HOME": str(settings.home),
         "LAMBDAPIPE_PORT_OFFSET": str(settings.port_offset),
         "LAMBDAPIPE_KAFKA__NODES": str(settings.kafka.nodes),
+        # the event-time rules a caller may have tuned (the demo shortens them)
+        "LAMBDAPIPE_SPEED__LATENESS_S": str(speed.lateness_s),
+        "LAMBDAPIPE_SPEED__MAX_FUTURE_SKEW_S": str(speed.max_future_skew_s),
+        "LAMBDAPIPE_SPEED__SESSION_GAP_S": str(speed.session_gap_s),
     }
     if settings.lib_home is not None:
         env["LAMBDAPIPE_LIB_HOME"] = str(settings.lib_home)

@@ -1,0 +1,133 @@
+"""The real-time pipeline end to end, as `lambdapipe demo` runs it: a fresh stack, schemas,
+dimensions + Debezium, `lambdapipe serve`, the Spark speed layer, a minute of paced traffic with
+faults; then the serving store against the generator's truth, freshness, and the dashboard.
+
+Tier churn is off here: the truth's per-tier numbers are the population's tiers, so they are only
+exact when tiers do not move (the speed layer's tier-change test covers churn).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from lambdapipe.demo.run import DemoConfig, run_demo
+from lambdapipe.runtime.stack import Stack
+from lambdapipe.serving.http import HttpStore
+from tests import pipeline_checks as checks
+from tests.integration.conftest import PORT_OFFSET, stack_settings
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CONFIG = DemoConfig(
+    minutes=1.0,
+    rate=1_000.0,
+    churn_rate=0.0,
+    # the generator paces event time by the wall clock: a stalled generator (a busy CI machine)
+    # pauses every session, so the gap must be well above such stalls
+    session_gap_s=60,
+    lateness_s=90,
+    max_future_skew_s=10,
+    keep_running=True,
+)
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+TICK_USER = "00000000-0000-4000-8000-00000000beef"
+
+
+def screenshot_dashboard(url: str, expected: dict[str, Any]) -> dict[str, int]:
+    """Load the dashboard, wait until its funnel shows `expected`, save a screenshot."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(url + "/")
+        page.wait_for_function(
+            "n => document.querySelector(\"[data-step='page_view']\") && "
+            "document.querySelector(\"[data-step='page_view']\").textContent"
+            ".replace(/,/g, '') === String(n)",
+            arg=expected["steps"][0]["sessions"],
+            timeout=30_000,
+        )
+        shown = {
+            step["step"]: int(
+                (page.text_content(f"[data-step='{step['step']}']") or "0").replace(",", "")
+            )
+            for step in expected["steps"]
+        }
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "e2e-dashboard.png"), full_page=True)
+        browser.close()
+    return shown
+
+
+def test_demo_end_to_end() -> None:
+    settings = stack_settings("e2e", port_offset=PORT_OFFSET + 1000)
+    shutil.rmtree(settings.home / "data", ignore_errors=True)
+    try:
+        result = run_demo(settings, CONFIG, say=print, watch=lambda *_: None)
+        assert result.produced is not None and result.produced.delivery_errors == 0
+        assert result.caught_up, result.final
+        assert result.truth_path is not None
+        truth = orjson.loads(result.truth_path.read_bytes())
+        kafka = settings.kafka
+        with HttpStore(f"{settings.serving.endpoint}/clickhouse/") as store:
+            # produced = accepted + dead-lettered + duplicates dropped; everything equals truth
+            checks.check_against_truth(
+                store,
+                truth,
+                checks.produced(settings, kafka.events_topic),
+                checks.produced(settings, kafka.transactions_topic),
+                checks.dlq_headers(settings, kafka.dlq_topic),
+            )
+            # Freshness was measured while the traffic ran.
+            p50, p95 = result.freshness["p50"], result.freshness["p95"]
+            assert p50 is not None and p95 is not None and 0 <= p50 <= p95
+
+            # Close every session: one event later than the last one + gap + lateness + skew.
+            newest = checks.one(store, "SELECT max(timestamp) FROM user_events_realtime")
+            due = newest.replace(tzinfo=UTC) + timedelta(
+                seconds=CONFIG.session_gap_s + CONFIG.lateness_s + CONFIG.max_future_skew_s + 3
+            )
+            while datetime.now(UTC) < due:
+                time.sleep(1)
+            tick = "00000000-0000-4000-8000-0000000e2e00"
+            checks.send_event(settings, kafka.events_topic, TICK_USER, tick)
+            deadline = time.monotonic() + 180
+            while (
+                checks.one(store, "SELECT count() FROM user_sessions_realtime")
+                < len(truth["sessions"])
+                and time.monotonic() < deadline
+            ):
+                time.sleep(2)
+            checks.check_sessions(store, truth)
+
+        days = {"start": str(datetime.now(UTC).date() - timedelta(days=1))}
+        days["end"] = str(datetime.now(UTC).date() + timedelta(days=1))
+        funnel = httpx.get(f"{settings.serving.endpoint}/api/funnel", params=days).json()
+        assert funnel["sessions"] == len(truth["sessions"])
+        shown = screenshot_dashboard(settings.serving.endpoint, funnel)
+        assert shown == {step["step"]: step["sessions"] for step in funnel["steps"]}
+
+        report = {
+            "produced_records": result.produced.records,
+            "valid_events": result.produced.valid_events,
+            "accepted_events": truth["totals"]["events"],
+            "dead_letters": truth["faults"]["expected_dead_letters"],
+            "sessions": len(truth["sessions"]),
+            "freshness_s": result.freshness,
+        }
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "e2e-demo.json").write_text(json.dumps(report, indent=2))
+        print("e2e demo:", json.dumps(report))
+    finally:  # data and logs stay for a look; the next run starts from empty data
+        Stack(settings).down(progress=lambda line: None)

@@ -142,9 +142,11 @@ def main() -> None:
     cdc.register(settings)
     suffix = uuid.uuid4().hex[:6]
     topics = [f"bench-events-{suffix}", f"bench-transactions-{suffix}", f"bench-dlq-{suffix}"]
+    # the baseline writes into topics no job reads
+    idle_topics = [f"bench-idle-events-{suffix}", f"bench-idle-transactions-{suffix}"]
     admin = admin_client(settings)
     for f in admin.create_topics(
-        [NewTopic(t, settings.kafka.partitions, 1) for t in topics]
+        [NewTopic(t, settings.kafka.partitions, 1) for t in topics + idle_topics]
     ).values():
         f.result(30)
     env = {
@@ -188,11 +190,11 @@ def main() -> None:
     if kafka_pids:
         processes["kafka"] = psutil.Process(kafka_pids[0])
 
-    def generate(rate: float, seconds: float) -> dict[str, float]:
+    def generate(rate: float, seconds: float, into: list[str] = topics) -> dict[str, float]:
         config = plan(
             rate=rate,
             duration=None,
-            events=int(rate * seconds),
+            events=int(rate * seconds) if rate else int(seconds),
             seed=SEED,
             sink="kafka",
             start=None,
@@ -204,8 +206,8 @@ def main() -> None:
             config,
             kafka={
                 "bootstrap": settings.kafka.bootstrap,
-                "events_topic": topics[0],
-                "transactions_topic": topics[1],
+                "events_topic": into[0],
+                "transactions_topic": into[1],
             },
         )
         summary = run(config)
@@ -215,6 +217,11 @@ def main() -> None:
     generate(1000, 10)
     while accounted(store) < produced(settings, topics[:2]) - 100:
         time.sleep(1)
+
+    # baseline, same run: the generator alone into Kafka (no job reads these topics)
+    alone = generate(0, 1_000_000, into=idle_topics)
+    baseline = {**alone, "records_per_s": round(alone["records"] / max(alone["seconds"], 1e-9))}
+    print(json.dumps({"baseline_generator_alone": baseline}), flush=True)
 
     steps: list[dict[str, Any]] = []
     try:
@@ -275,6 +282,7 @@ def main() -> None:
         "step_s": args.step_s,
         "max_lag_s": args.max_lag_s,
         "highest_sustained_rate": best,
+        "baseline_generator_alone": baseline,
         "steps": steps,
     }
     RESULTS.mkdir(exist_ok=True)

@@ -138,7 +138,12 @@ def main() -> None:
     )
     stack = Stack(settings)
     stack.up(progress=lambda line: None)
-    load_dimensions(settings, USERS, PRODUCTS, SEED)
+    # One seed per generator run: a seed fixes the population *and* the ids, so two runs with
+    # one seed repeat event ids (which the job rightly drops as duplicates). Every run's
+    # population is loaded, so enrichment finds all its users.
+    seeds = iter(range(SEED, SEED + 100))
+    for seed in range(SEED, SEED + len(args.rates.split(",")) + 1):
+        load_dimensions(settings, USERS, PRODUCTS, seed)
     cdc.register(settings)
     suffix = uuid.uuid4().hex[:6]
     topics = [f"bench-events-{suffix}", f"bench-transactions-{suffix}", f"bench-dlq-{suffix}"]
@@ -195,7 +200,7 @@ def main() -> None:
             rate=rate,
             duration=None,
             events=int(rate * seconds) if rate else int(seconds),
-            seed=SEED,
+            seed=SEED if into is idle_topics else next(seeds),
             sink="kafka",
             start=None,
             workers=args.workers,

@@ -82,7 +82,7 @@ def summary(result: DemoResult, dashboard: str, running: bool) -> Group:
         counts.add_row(f"dead-lettered: {reason}", f"{n:,}")
     counts.add_row("dimension changes (churn)", f"{result.churned:,}")
     p50, p95 = result.freshness.get("p50"), result.freshness.get("p95")
-    counts.add_row("freshness p50 / p95", f"{_s(p50)} / {_s(p95)}")
+    counts.add_row("freshness p50 / p95 (event time to written)", f"{_s(p50)} / {_s(p95)}")
 
     funnel = Table(title="funnel (closed sessions)")
     for column in ("step", "sessions", "step rate"):

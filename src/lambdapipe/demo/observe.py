@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,10 +33,10 @@ class Observer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.api = f"{settings.serving.endpoint}/api"
-        self.freshness: list[float] = []
+        self.since = datetime.now(UTC)
 
-    def snapshot(self, freshness: bool = True) -> Snapshot:
-        """Counts now; `freshness`: also sample it (only meaningful while traffic flows)."""
+    def snapshot(self) -> Snapshot:
+        """Counts now, and how far the newest event is behind the clock."""
         with open_store(self.settings) as store:
             counts = store.query_rows(
                 "SELECT (SELECT count() FROM user_events_realtime) AS events,"
@@ -54,8 +53,6 @@ class Observer:
             dead_letters={str(r["reason"]): int(r["n"]) for r in reasons},
         )
         snap.freshness_s = self._freshness()
-        if freshness and snap.freshness_s is not None:
-            self.freshness.append(snap.freshness_s)
         return snap
 
     def _freshness(self) -> float | None:
@@ -65,13 +62,18 @@ class Observer:
         return float(value) if value is not None else None
 
     def freshness_percentiles(self) -> dict[str, float | None]:
-        if not self.freshness:
+        """p50/p95 of event time to written (`ingested_at`) of the events written since `since`."""
+        with open_store(self.settings) as store:
+            row = store.query_rows(
+                "SELECT quantiles(0.5, 0.95)(dateDiff('millisecond', timestamp, ingested_at))"
+                " AS q, count() AS n FROM user_events_realtime"
+                " WHERE ingested_at >= {since:DateTime64(3)}",
+                {"since": self.since},
+            )[0]
+        if not int(row["n"]):
             return {"p50": None, "p95": None}
-        ordered = sorted(self.freshness)
-        return {
-            "p50": statistics.median(ordered),
-            "p95": ordered[max(0, int(len(ordered) * 0.95) - 1)],
-        }
+        p50, p95 = (float(q) / 1000 for q in row["q"])
+        return {"p50": p50, "p95": p95}
 
     def funnel(self) -> dict[str, Any]:
         return dict(httpx.get(f"{self.api}/funnel", params=_days(), timeout=30).json())

@@ -184,12 +184,12 @@ def _wait_until_processed(
     observer: Observer, produced: int, watch: Watch, began: float, timeout_s: float = 180
 ) -> Snapshot:
     """Let the speed layer drain what was produced (bounded)."""
-    snap = observer.snapshot(freshness=False)
+    snap = observer.snapshot()
     while (
         snap.accepted_events + snap.dead_lettered < produced
         and time.monotonic() - began < timeout_s
     ):
         watch(time.monotonic() - began, produced, snap)
         time.sleep(1)
-        snap = observer.snapshot(freshness=False)
+        snap = observer.snapshot()
     return snap

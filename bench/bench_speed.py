@@ -141,9 +141,10 @@ def main() -> None:
     # One seed per generator run: a seed fixes the population *and* the ids, so two runs with
     # one seed repeat event ids (which the job rightly drops as duplicates). Every run's
     # population is loaded, so enrichment finds all its users.
-    seeds = iter(range(SEED, SEED + 100))
-    for seed in range(SEED, SEED + len(args.rates.split(",")) + 1):
+    run_seeds = range(SEED, SEED + len(rates) + 1)  # the warm-up, then each step
+    for seed in run_seeds:
         load_dimensions(settings, USERS, PRODUCTS, seed)
+    seeds = iter(run_seeds)
     cdc.register(settings)
     suffix = uuid.uuid4().hex[:6]
     topics = [f"bench-events-{suffix}", f"bench-transactions-{suffix}", f"bench-dlq-{suffix}"]

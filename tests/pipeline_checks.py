@@ -139,24 +139,16 @@ def check_against_truth(
         "SELECT count() FROM user_events_realtime WHERE toString(event_id) IN {ids:Array(String)}",
         ids=duplicated,
     ) == len(set(duplicated))
-    by_type = {
-        r["event_type"]: int(r["n"])
-        for r in store.query_rows(
-            "SELECT event_type, count() AS n FROM user_events_realtime "
-            "WHERE toString(session_id) NOT IN {s:Array(String)} GROUP BY event_type",
-            where,
-        )
-    }
-    assert by_type == {k: v for k, v in truth["totals"]["by_event_type"].items() if v}
-    by_tier = {
-        r["user_tier"]: int(r["n"])
-        for r in store.query_rows(
-            "SELECT user_tier, count() AS n FROM user_events_realtime "
-            "WHERE toString(session_id) NOT IN {s:Array(String)} GROUP BY user_tier",
-            where,
-        )
-    }
-    assert by_tier == {k: v for k, v in truth["totals"]["by_tier"].items() if v}
+    for column, expected in (("event_type", "by_event_type"), ("user_tier", "by_tier")):
+        stored = {
+            r["key"]: int(r["n"])
+            for r in store.query_rows(
+                f"SELECT {column} AS key, count() AS n FROM user_events_realtime "
+                "WHERE toString(session_id) NOT IN {s:Array(String)} GROUP BY key",
+                where,
+            )
+        }
+        assert stored == {k: v for k, v in truth["totals"][expected].items() if v}, column
     revenue: Counter[str] = Counter()
     for per_tier in truth["revenue_by_day"].values():
         for tier, amount in per_tier.items():

@@ -23,6 +23,7 @@ from lambdapipe.demo.run import DemoConfig, run_demo
 from lambdapipe.runtime.stack import Stack
 from lambdapipe.serving.http import HttpStore
 from tests import pipeline_checks as checks
+from tests.dashboard import launch, shown_funnel
 from tests.integration.conftest import PORT_OFFSET, stack_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -39,7 +40,6 @@ CONFIG = DemoConfig(
     max_future_skew_s=10,
     keep_running=True,
 )
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 TICK_USER = "00000000-0000-4000-8000-00000000beef"
 
 
@@ -48,22 +48,10 @@ def screenshot_dashboard(url: str, expected: dict[str, Any]) -> dict[str, int]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = launch(pw)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.goto(url + "/")
-        page.wait_for_function(
-            "n => document.querySelector(\"[data-step='page_view']\") && "
-            "document.querySelector(\"[data-step='page_view']\").textContent"
-            ".replace(/,/g, '') === String(n)",
-            arg=expected["steps"][0]["sessions"],
-            timeout=30_000,
-        )
-        shown = {
-            step["step"]: int(
-                (page.text_content(f"[data-step='{step['step']}']") or "0").replace(",", "")
-            )
-            for step in expected["steps"]
-        }
+        shown = shown_funnel(page, expected, timeout_ms=30_000)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "e2e-dashboard.png"), full_page=True)
         browser.close()

@@ -11,21 +11,12 @@ import pytest
 
 from lambdapipe.serving.http import HttpStore
 from lambdapipe.serving.sample import make_batch
+from tests.dashboard import launch, shown_funnel
 
 from .test_serving_http import serve  # noqa: F401  (module-scoped serve fixture)
 
 pytestmark = pytest.mark.integration
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def feed(url: str, stop: threading.Event) -> None:
@@ -47,26 +38,14 @@ def test_dashboard_funnel_matches_api(serve: str) -> None:  # noqa: F811
     feeder.start()
     try:
         with playwright.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = launch(pw)
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.goto(serve + "/")
             page.wait_for_selector("[data-step='page_view']")
             feeder.join()
             # Data has stopped arriving: after the next refresh the page and the API agree.
             expected = httpx.get(f"{serve}/api/funnel").json()
-            page.wait_for_function(
-                "n => document.querySelector(\"[data-step='purchase']\") && "
-                "document.querySelector(\"[data-step='page_view']\").textContent"
-                ".replace(/,/g, '') === String(n)",
-                arg=expected["steps"][0]["sessions"],
-                timeout=10_000,
-            )
-            shown = {
-                step["step"]: int(
-                    page.text_content(f"[data-step='{step['step']}']").replace(",", "")
-                )
-                for step in expected["steps"]
-            }
+            shown = shown_funnel(page, expected)
             assert shown == {step["step"]: step["sessions"] for step in expected["steps"]}
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)

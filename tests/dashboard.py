@@ -1,0 +1,39 @@
+"""The dashboard in headless Chromium (Debian's, driven by Playwright), for the browser tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def launch(pw: Any) -> Any:
+    """A headless Chromium browser."""
+    return pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+
+
+def shown_funnel(page: Any, expected: dict[str, Any], timeout_ms: int = 10_000) -> dict[str, int]:
+    """Wait until the page's first funnel step shows the API's `expected` count (the page
+    refreshes every 2 s), then read every step's number as displayed."""
+    page.wait_for_function(
+        "n => document.querySelector(\"[data-step='purchase']\") && "
+        "document.querySelector(\"[data-step='page_view']\").textContent"
+        ".replace(/,/g, '') === String(n)",
+        arg=expected["steps"][0]["sessions"],
+        timeout=timeout_ms,
+    )
+    return {
+        step["step"]: int(
+            (page.text_content(f"[data-step='{step['step']}']") or "0").replace(",", "")
+        )
+        for step in expected["steps"]
+    }

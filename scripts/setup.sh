@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what lambdapipe needs, only what is missing, from the package registries alone:
-# Debian packages, the Python environment (uv) and the JVM artifacts (Maven, poms in jvm/).
+# Debian packages, the Python environment (uv, which also builds the Rust validator core in
+# native/ with cargo) and the JVM artifacts (Maven, poms in jvm/).
 # A second run does no network work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +39,16 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
   ok "java ${java_major}, maven, postgresql, prometheus, unzip, chromium: present"
 fi
+
+# --- Rust toolchain (uv builds native/, the validator core, from source) -----------------
+step "rust toolchain"
+if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v cargo >/dev/null || die "cargo not found: the validator core in native/ is built from source.
+    Install Rust with rustup (https://rustup.rs, the stable toolchain), open a new shell so that
+    ~/.cargo/bin is on PATH, then run make setup again."
+ok "$(cargo --version)"
 
 # --- Python environment ----------------------------------------------------------------
 step "python environment"

@@ -1,9 +1,10 @@
-"""The fast Python validator for events and transactions.
+"""The validator for events and transactions.
 
-Each record kind gets a checker compiled from its schema at import time. Its fast path (native
-pydantic-core, see `fastpath`) only answers "valid?"; for the rare rejected record the slow path
-walks the rules in the documented order (see `reasons`) to name the first violation. The slow
-path is the definition; tests check that both paths agree.
+Each record kind gets a checker compiled from its schema at import time. The fast path is one
+native call on the raw bytes (`lambdapipe_native`, configured from the same rules, see
+`native`) that only answers "valid?"; a valid record is then parsed with orjson. For the rare
+record it refuses, the slow path walks the rules in the documented order (see `reasons`) to name
+the first violation. The slow path is the definition; tests check that both paths agree.
 """
 
 import functools
@@ -15,13 +16,13 @@ from typing import Any, Final
 import orjson
 
 from lambdapipe.contracts import business
-from lambdapipe.contracts.fastpath import compile_fast_check, compile_fast_union_check
+from lambdapipe.contracts.native import CALENDAR_FORMATS, NativeKind, native_validator
 from lambdapipe.contracts.reasons import Reason
 from lambdapipe.contracts.registry import default_registry
 from lambdapipe.contracts.rules import FieldRule, RecordRules, compile_entity, compile_events
 
 EVENT_TIME_FIELD: Final = "timestamp"
-CALENDAR_FORMATS: Final = ("date", "date-time")
+EVENT_DISCRIMINATOR: Final = "event_type"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +109,8 @@ class RecordChecker:
 
     def __init__(self, rules: RecordRules) -> None:
         self.rules = rules
-        self.fast_check = compile_fast_check(rules)
         self._allowed = rules.field_names
         self._ordered = tuple((f.name, value_check(f), f.reason) for f in rules.fields)
-        self._calendar = tuple(
-            (f.name, f.reason) for f in rules.fields if f.format in CALENDAR_FORMATS
-        )
         self._broken_rule = business.first_broken(business.rules_for(rules.name))
         self._has_event_time = EVENT_TIME_FIELD in self._allowed
 
@@ -124,19 +121,16 @@ class RecordChecker:
 
         The event time may be at most `skew` after `now` (default: the wall clock).
         """
-        if not self.fast_check(record):
-            return self.schema_violation(record)
-        for name, reason in self._calendar:
-            value = record.get(name)
-            if value is not None and not calendar_ok(value):
-                return self.schema_violation(record) or (reason, f"$.{name}")
+        violation = self.schema_violation(record)
+        if violation is not None:
+            return violation
         if self._has_event_time and _is_future(record[EVENT_TIME_FIELD], now, skew):
             return Reason.FUTURE_TIMESTAMP, f"$.{EVENT_TIME_FIELD}"
         broken = self._broken_rule(record)
         return None if broken is None else (Reason.BUSINESS_RULE, broken)
 
     def schema_violation(self, record: dict[str, Any]) -> tuple[Reason, str] | None:
-        """The slow path: the first schema violation in the documented order, if any."""
+        """The first schema violation in the documented order, if any."""
         for name in self.rules.required:
             if name not in record:
                 return Reason.MISSING_FIELD, f"$.{name}"
@@ -154,10 +148,16 @@ _REGISTRY = default_registry()
 _EVENT_RULES: Final = compile_events(_REGISTRY)
 EVENT_CHECKERS: Final = {et: RecordChecker(r) for et, r in _EVENT_RULES.items()}
 TRANSACTION_CHECKER: Final = RecordChecker(compile_entity(_REGISTRY, "transaction"))
-events_fast_check: Final = compile_fast_union_check(_EVENT_RULES, "event_type")
-_EVENT_BROKEN_RULE: Final = {
-    et: business.first_broken(rules) for et in _EVENT_RULES if (rules := business.rules_for(et))
-}
+NATIVE: Final = native_validator(
+    {
+        "event": NativeKind(tuple(_EVENT_RULES.values()), EVENT_DISCRIMINATOR),
+        "transaction": NativeKind((TRANSACTION_CHECKER.rules,)),
+    },
+    EVENT_TIME_FIELD,
+)
+EVENT_KIND: Final = 0
+TRANSACTION_KIND: Final = 1
+_native_parse = NATIVE.parse
 
 
 class _WallClockLimit:
@@ -224,6 +224,16 @@ def _accepted(event: dict[str, Any]) -> ValidationResult:
     return accepted
 
 
+def native_limit(now: datetime | None, skew: timedelta) -> str:
+    """The event-time limit for the native check: `future_limit`, or against the wall clock
+    the last computed one ("" before the first), which the Python path renews when passed.
+    """
+    if now is not None:
+        return _given_limit(now, skew)
+    cache = _WallClockLimit
+    return cache.value if skew is cache.skew else ""
+
+
 def _parse(raw: Any, limits: Limits) -> dict[str, Any] | ValidationResult:
     try:
         if len(raw) > limits.max_bytes:
@@ -251,46 +261,39 @@ def validate_event(
     try:
         if len(raw) > limits.max_bytes:
             return ValidationResult(False, Reason.TOO_LARGE, f"{len(raw)} > {limits.max_bytes}")
+        # Hot path: one native call checks every rule on the raw bytes and builds the dict.
+        event = _native_parse(EVENT_KIND, raw, native_limit(now, limits.max_future_skew))
+        if event is not None:
+            return _accepted(event)
         parsed = orjson.loads(raw)
     except (orjson.JSONDecodeError, TypeError):
         return ValidationResult(False, Reason.NOT_JSON, "$")
     if type(parsed) is not dict:
         return ValidationResult(False, Reason.NOT_OBJECT, "$")
-    # Hot path (parsing is inlined above for the same reason): native checks of every schema
-    # rule of the right event type, then the few checks no schema keyword expresses.
-    if events_fast_check(parsed):
-        timestamp = parsed[EVENT_TIME_FIELD]
-        if timestamp[8:10] > "28" and not calendar_ok(timestamp):
-            return ValidationResult(False, Reason.BAD_TIMESTAMP, f"$.{EVENT_TIME_FIELD}")
-        skew = limits.max_future_skew
-        cache = _WallClockLimit
-        if (now is not None or timestamp > cache.value or skew is not cache.skew) and _is_future(
-            timestamp, now, skew
-        ):
-            return ValidationResult(False, Reason.FUTURE_TIMESTAMP, f"$.{EVENT_TIME_FIELD}")
-        broken_rule = _EVENT_BROKEN_RULE.get(parsed["event_type"])
-        if broken_rule is not None and (broken := broken_rule(parsed)) is not None:
-            return ValidationResult(False, Reason.BUSINESS_RULE, broken)
-        return _accepted(parsed)
-    event_type = parsed.get("event_type")
-    if event_type is None and "event_type" not in parsed:
-        return ValidationResult(False, Reason.MISSING_FIELD, "$.event_type")
+    event_type = parsed.get(EVENT_DISCRIMINATOR)
+    if event_type is None and EVENT_DISCRIMINATOR not in parsed:
+        return ValidationResult(False, Reason.MISSING_FIELD, f"$.{EVENT_DISCRIMINATOR}")
     checker = EVENT_CHECKERS.get(event_type) if type(event_type) is str else None
     if checker is None:
-        return ValidationResult(False, Reason.UNKNOWN_EVENT_TYPE, "$.event_type")
+        return ValidationResult(False, Reason.UNKNOWN_EVENT_TYPE, f"$.{EVENT_DISCRIMINATOR}")
     violation = checker.check(parsed, now, limits.max_future_skew)
-    # The fast path rejected the record, so the ordered rules name a violation.
-    return _rejected(violation or (Reason.SCHEMA_VIOLATION, "$"))
+    return _accepted(parsed) if violation is None else _rejected(violation)
 
 
 def validate_transaction(
     raw: bytes, now: datetime | None = None, *, limits: Limits = DEFAULT_LIMITS
 ) -> ValidationResult:
     """Validate one raw record of the `transactions` topic. Never raises on any input."""
+    try:
+        if len(raw) <= limits.max_bytes:
+            limit = native_limit(now, limits.max_future_skew)
+            transaction = _native_parse(TRANSACTION_KIND, raw, limit)
+            if transaction is not None:
+                return _accepted(transaction)
+    except TypeError:
+        pass
     parsed = _parse(raw, limits)
     if isinstance(parsed, ValidationResult):
         return parsed
     violation = TRANSACTION_CHECKER.check(parsed, now, limits.max_future_skew)
-    if violation is None:
-        return _accepted(parsed)
-    return _rejected(violation)
+    return _accepted(parsed) if violation is None else _rejected(violation)

@@ -113,7 +113,7 @@ def _mutate(rng: random.Random, record: dict[str, Any], fields: list[str]) -> di
 
 
 def _agree(checker: RecordChecker, validator: Draft202012Validator, record: dict[str, Any]) -> None:
-    ours = checker.fast_check(record) and checker.schema_violation(record) is None
+    ours = checker.schema_violation(record) is None
     assert ours == validator.is_valid(record), record
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
+import pyarrow as pa
+import pyarrow.compute as pc
 
 # Headers of a record on the Kafka dead-letter topic; the value and key are the original bytes.
 DLQ_HEADERS: Final = (
@@ -21,23 +21,24 @@ DLQ_HEADERS: Final = (
     "dead_lettered_at",
     "event_type",
 )
+# (dead-letter column, classified column)
+_COLUMNS: Final = (
+    ("dead_lettered_at", "batch_time"),
+    ("source_topic", "topic"),
+    ("source_partition", "partition"),
+    ("source_offset", "offset"),
+    ("reason", "reason"),
+    ("event_type", "event_type"),
+    ("detail", "detail"),
+    ("raw", "value"),
+    ("key", "key"),
+)
 
 
-def route_dead_letters(classified: DataFrame) -> DataFrame:
+def dead_letter_rows(classified: pa.Table) -> pa.Table:
     """The records that were not accepted, as dead-letter rows (plus the original key)."""
-    return classified.where(~F.col("accepted")).select(
-        F.col("batch_time").alias("dead_lettered_at"),
-        F.col("topic").alias("source_topic"),
-        F.col("partition").alias("source_partition"),
-        F.col("offset").alias("source_offset"),
-        F.col("reason"),
-        F.col("event.event_type").alias("event_type"),
-        F.coalesce(F.col("detail"), F.lit("")).alias("detail"),
-        F.col("value").alias("raw"),
-        F.col("key").alias("key"),
-    )
-
-
-def accepted(classified: DataFrame, topic: str) -> DataFrame:
-    """The accepted records of one topic."""
-    return classified.where(F.col("accepted") & (F.col("topic") == topic))
+    dead = classified.filter(pc.invert(classified.column("accepted")))
+    columns = [dead.column(source) for _, source in _COLUMNS]
+    detail = [name for name, _ in _COLUMNS].index("detail")
+    columns[detail] = pc.fill_null(columns[detail], "")
+    return pa.Table.from_arrays(columns, names=[name for name, _ in _COLUMNS])

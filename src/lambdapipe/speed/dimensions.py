@@ -2,7 +2,7 @@
 
 The state lives in the driver. Before each micro-batch `refresh()` reads the CDC records that
 arrived since the last call (up to the partitions' end offsets seen at the start of the call),
-and `frame()` hands the state to Spark as a small DataFrame for a broadcast join, rebuilt only
+and `table()` hands the state to the micro-batch's enrichment as an Arrow table, rebuilt only
 when the state changed. PostgreSQL is never queried per event.
 """
 
@@ -17,7 +17,6 @@ import orjson
 import pyarrow as pa
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
-from pyspark.sql import DataFrame, SparkSession
 
 from lambdapipe.ingest import cdc
 from lambdapipe.settings import Settings
@@ -50,7 +49,7 @@ class TierState:
         self.records = 0
         self._read_timeout_s = read_timeout_s
         self._lock = threading.Lock()
-        self._frame: tuple[int, DataFrame] | None = None
+        self._table: tuple[int, pa.Table] | None = None
         self._consumer = Consumer(
             {
                 "bootstrap.servers": settings.kafka.bootstrap,
@@ -124,21 +123,18 @@ class TierState:
                 )
             return changed
 
-    def frame(self, spark: SparkSession) -> DataFrame:
-        """The state as a DataFrame (user_id, tier), cached until the state changes."""
+    def table(self) -> pa.Table:
+        """The state as an Arrow table (user_id, tier), rebuilt only when the state changed."""
         with self._lock:
-            if self._frame is None or self._frame[0] != self.version:
+            if self._table is None or self._table[0] != self.version:
                 table = pa.table(
                     {
                         "user_id": pa.array(list(self.tiers), pa.string()),
                         "tier": pa.array(list(self.tiers.values()), pa.string()),
                     }
                 )
-                if self._frame is not None:
-                    self._frame[1].unpersist()
-                frame = spark.createDataFrame(table).cache()
-                self._frame = (self.version, frame)
-            return self._frame[1]
+                self._table = (self.version, table)
+            return self._table[1]
 
     def close(self) -> None:
         """Close the consumer."""

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Final
 
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
+import pyarrow as pa
+import pyarrow.compute as pc
 
 UNKNOWN_TIER: Final = "unknown"
 
 
-def enrich_with_tier(rows: DataFrame, tiers: DataFrame) -> DataFrame:
+def enrich_with_tier(rows: pa.Table, tiers: pa.Table) -> pa.Table:
     """`rows` (with `user_id`) plus `user_tier` from `tiers` (user_id, tier); never drops a row."""
-    lookup = F.broadcast(tiers.select(F.col("user_id").alias("_tier_user"), F.col("tier")))
-    joined = rows.join(lookup, rows["user_id"] == lookup["_tier_user"], "left")
-    return joined.withColumn("user_tier", F.coalesce(F.col("tier"), F.lit(UNKNOWN_TIER))).drop(
-        "_tier_user", "tier"
-    )
+    where = pc.index_in(rows.column("user_id"), value_set=tiers.column("user_id"))
+    tier = pc.take(tiers.column("tier"), where)
+    return rows.append_column("user_tier", pc.fill_null(tier, UNKNOWN_TIER))

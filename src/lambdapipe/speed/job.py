@@ -25,13 +25,13 @@ from pyspark.sql.streaming.query import StreamingQuery
 from lambdapipe.contracts.validate import Limits
 from lambdapipe.serving.store import ServingStore
 from lambdapipe.settings import Settings
-from lambdapipe.speed.dead_letters import accepted, route_dead_letters
+from lambdapipe.speed.dead_letters import dead_letter_rows
 from lambdapipe.speed.deduplicate import deduplicate, deduplicate_events
 from lambdapipe.speed.dimensions import TierState
 from lambdapipe.speed.enrich import enrich_with_tier
 from lambdapipe.speed.metrics import SpeedMetrics
 from lambdapipe.speed.records import LATE, classify_records
-from lambdapipe.speed.serving_rows import event_rows, transaction_rows
+from lambdapipe.speed.serving_rows import accepted_events, event_rows, transaction_rows
 from lambdapipe.speed.session import checkpoint_root
 from lambdapipe.speed.sessionize import session_rows, sessionize
 from lambdapipe.speed.sink import DeadLetterProducer, ServingSink, insert_token
@@ -146,7 +146,7 @@ class SpeedJob:
     def sessions_plan(self) -> DataFrame:
         """Closed sessions of accepted, deduplicated events."""
         kafka = self.settings.kafka
-        events = event_rows(accepted(self._classified([kafka.events_topic]), kafka.events_topic))
+        events = accepted_events(self._classified([kafka.events_topic]), kafka.events_topic)
         return sessionize(deduplicate_events(events, self.lateness, self.skew), self.gap)
 
     # --- the micro-batches -----------------------------------------------------------------
@@ -173,21 +173,17 @@ class SpeedJob:
         query_id = self._query_id(RECORDS)
         kafka = self.settings.kafka
         outcome = BatchOutcome(RECORDS, batch_id)
-        batch.persist()
-        try:
-            began = time.monotonic()
-            self.tiers.refresh()
-            tiers = self.tiers.frame(self.spark)
-            dead = route_dead_letters(batch).toArrow()
-            events = enrich_with_tier(
-                event_rows(accepted(batch, kafka.events_topic)), tiers
-            ).toArrow()
-            transactions = enrich_with_tier(
-                transaction_rows(accepted(batch, kafka.transactions_topic)), tiers
-            ).toArrow()
-            computed = time.monotonic()
-        finally:
-            batch.unpersist()
+        began = time.monotonic()
+        self.tiers.refresh()
+        tiers = self.tiers.table()
+        # One Spark job per micro-batch; the split and the enrichment are Arrow on the driver.
+        classified = batch.toArrow()
+        computed = time.monotonic()
+        dead = dead_letter_rows(classified)
+        events = enrich_with_tier(event_rows(classified, kafka.events_topic), tiers)
+        transactions = enrich_with_tier(
+            transaction_rows(classified, kafka.transactions_topic), tiers
+        )
         if dead.num_rows:
             self.dlq.send(dead)
             self._write(outcome, query_id, DEAD_LETTERS_TABLE, dead.drop_columns(["key"]))
@@ -196,10 +192,8 @@ class SpeedJob:
                 self.metrics.dead_letters.labels(reason, topic).inc(n)
                 if reason == LATE:
                     self.metrics.late.inc(n)
-        self._write(outcome, query_id, EVENTS_TABLE, events.drop_columns(["event_time"]))
-        self._write(
-            outcome, query_id, TRANSACTIONS_TABLE, transactions.drop_columns(["event_time"])
-        )
+        self._write(outcome, query_id, EVENTS_TABLE, events)
+        self._write(outcome, query_id, TRANSACTIONS_TABLE, transactions)
         log.info(
             "records batch %d: %d events, %d transactions, %d dead letters; tiers v%d (%d users);"
             " computed in %.1f s, written in %.1f s",
@@ -219,7 +213,7 @@ class SpeedJob:
         query_id = self._query_id(SESSIONS)
         outcome = BatchOutcome(SESSIONS, batch_id)
         self.tiers.refresh()
-        rows = enrich_with_tier(session_rows(batch), self.tiers.frame(self.spark)).toArrow()
+        rows = enrich_with_tier(session_rows(batch).toArrow(), self.tiers.table())
         self._write(outcome, query_id, SESSIONS_TABLE, rows)
         self._record(outcome)
 
@@ -318,7 +312,7 @@ class SpeedJob:
                 if not query.isActive:
                     error = query.exception()
                     raise error or RuntimeError(f"query {name} stopped")
-                if self._follow(name, query, self._observed):
+                if self._follow(name, query, self._observed) or _busy(query):
                     last_data = time.monotonic()
             if on_progress is not None:
                 on_progress(self.summary)
@@ -367,6 +361,12 @@ class SpeedJob:
         """Account for the progress reported after the last look."""
         for name, query in queries.items():
             self._follow(name, query, self._observed)
+
+
+def _busy(query: StreamingQuery) -> bool:
+    """A micro-batch with data is running (it may take longer than the idle timeout)."""
+    status = query.status
+    return bool(status["isTriggerActive"] and status["isDataAvailable"])
 
 
 def _dead_letter_counts(dead: pa.Table) -> dict[tuple[str, str], int]:

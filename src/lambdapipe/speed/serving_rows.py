@@ -2,32 +2,37 @@
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lambdapipe.contracts.clickhouse import enriched_columns
-from lambdapipe.contracts.spark import money_column, timestamp_column
+
+def _accepted(classified: pa.Table, topic: str) -> pa.Table:
+    return classified.filter(
+        pc.and_(classified.column("accepted"), pc.equal(classified.column("topic"), topic))
+    )
 
 
-def _column(struct: str, name: str, kind: str) -> Column:
-    col = F.col(f"{struct}.{name}")
-    if "Decimal" in kind:
-        return money_column(col).alias(name)
-    if "DateTime64" in kind:
-        return timestamp_column(col).alias(name)
-    return col.alias(name)
+def _rows(classified: pa.Table, topic: str, struct: str) -> pa.Table:
+    records = _accepted(classified, topic).column(struct).combine_chunks()
+    if isinstance(records, pa.ChunkedArray):  # no chunks at all: an empty array of the type
+        records = pa.array([], records.type)
+    return pa.Table.from_arrays(records.flatten(), names=[f.name for f in records.type])
 
 
-def _rows(records: DataFrame, struct: str, entity: str) -> DataFrame:
-    columns = [_column(struct, name, kind) for name, kind in enriched_columns(entity)]
-    return records.select(*columns[:-1], F.col("event_time"))
+def event_rows(classified: pa.Table, topic: str) -> pa.Table:
+    """`user_events_realtime` columns (without `user_tier`) of the accepted `topic` records."""
+    return _rows(classified, topic, "event")
 
 
-def event_rows(records: DataFrame) -> DataFrame:
-    """`user_events_realtime` columns (without `user_tier`) from accepted `events` records."""
-    return _rows(records, "event", "user_event")
+def transaction_rows(classified: pa.Table, topic: str) -> pa.Table:
+    """`transactions_realtime` columns (without `user_tier`) of the accepted transactions."""
+    return _rows(classified, topic, "transaction")
 
 
-def transaction_rows(records: DataFrame) -> DataFrame:
-    """`transactions_realtime` columns (without `user_tier`) from accepted transactions."""
-    return _rows(records, "transaction", "transaction")
+def accepted_events(classified: DataFrame, topic: str) -> DataFrame:
+    """In Spark: the accepted events' `user_events_realtime` columns plus `event_time`."""
+    return classified.where(F.col("accepted") & (F.col("topic") == topic)).select(
+        "event.*", "event_time"
+    )

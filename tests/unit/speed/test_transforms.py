@@ -7,17 +7,18 @@ from decimal import Decimal
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lambdapipe.contracts import Reason
 from lambdapipe.contracts.clickhouse import enriched_columns
-from lambdapipe.speed.dead_letters import accepted, route_dead_letters
+from lambdapipe.speed.dead_letters import dead_letter_rows
 from lambdapipe.speed.deduplicate import deduplicate, deduplicate_events, watermark_delay
 from lambdapipe.speed.enrich import enrich_with_tier
 from lambdapipe.speed.records import LATE, classify_records
-from lambdapipe.speed.serving_rows import event_rows, transaction_rows
+from lambdapipe.speed.serving_rows import accepted_events, event_rows, transaction_rows
 from lambdapipe.speed.sessionize import session_rows, sessionize
 from tests.unit.speed.conftest import SESSION, USER, event, kafka_rows, run_stream, transaction
 
@@ -75,15 +76,21 @@ def test_classify_gives_each_record_one_verdict(spark: SparkSession) -> None:
 
 def test_dead_letters_keep_the_original_bytes_and_source(spark: SparkSession) -> None:
     raw = b'{"event_id": '
-    dead = route_dead_letters(
-        classify(spark, [(EVENTS, event()), (EVENTS, raw), (TRANSACTIONS, b"[1]")])
-    ).collect()
+    bad_type = orjson.dumps(event("search"))  # a search without its query
+    classified = classify(
+        spark, [(EVENTS, event()), (EVENTS, raw), (TRANSACTIONS, b"[1]"), (EVENTS, bad_type)]
+    ).toArrow()
+    dead = dead_letter_rows(classified).to_pylist()
     assert [(d["source_topic"], d["source_offset"], d["reason"]) for d in dead] == [
         (EVENTS, 1, Reason.NOT_JSON),
         (TRANSACTIONS, 2, Reason.NOT_OBJECT),
+        (EVENTS, 3, Reason.MISSING_FIELD),
     ]
-    assert bytes(dead[0]["raw"]) == raw
+    assert dead[0]["raw"] == raw and dead[0]["key"] == USER.encode()
     assert dead[0]["source_partition"] == 0 and dead[0]["dead_lettered_at"] is not None
+    assert [d["event_type"] for d in dead] == [None, None, "search"]
+    assert dead[0]["detail"] == "$" and dead[2]["detail"] == "$.search_query"
+    assert classified.column("value")[0].as_py() is None  # accepted: the bytes are not carried
 
 
 def _classify_stream(frame: DataFrame) -> DataFrame:
@@ -128,7 +135,7 @@ def test_deduplicate_events_by_event_id(spark: SparkSession, tmp_path: Path) -> 
         tmp_path,
         [[(EVENTS, event()), (EVENTS, event())], [(EVENTS, event())]],
         lambda frame: deduplicate_events(
-            event_rows(accepted(_classify_stream(frame), EVENTS)), LATENESS, SKEW
+            accepted_events(_classify_stream(frame), EVENTS), LATENESS, SKEW
         ),
     )
     assert [len(rows) for rows in out] == [1, 0]
@@ -150,24 +157,32 @@ def test_event_rows_have_the_store_columns_and_types(spark: SparkSession) -> Non
             )
         ],
     )
-    rows = event_rows(accepted(records, EVENTS))
+    rows = event_rows(records.toArrow(), EVENTS)
     expected = [name for name, _ in enriched_columns("user_event")][:-1]
-    assert rows.columns == [*expected, "event_time"]
-    (row,) = rows.collect()
+    assert rows.column_names == expected
+    (row,) = rows.to_pylist()
     assert row["amount"] == Decimal("117.58") and row["quantity"] == 2
-    assert row["timestamp"] == row["event_time"]
-    txs = transaction_rows(accepted(classify(spark, [(TRANSACTIONS, transaction())]), TRANSACTIONS))
-    (tx,) = txs.collect()
+    assert row["timestamp"] == records.toArrow().column("event_time")[0].as_py()
+    assert row["page_url"] is None and row["product_id"] == "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+    assert rows.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
+    txs = transaction_rows(classify(spark, [(TRANSACTIONS, transaction())]).toArrow(), TRANSACTIONS)
+    (tx,) = txs.to_pylist()
     assert tx["total_amount"] == Decimal("21.60") and tx["status"] == "completed"
+    none = event_rows(records.toArrow(), TRANSACTIONS)  # no accepted record on that topic
+    assert none.num_rows == 0 and none.column_names == expected
+    assert accepted_events(records, EVENTS).columns == [*expected, "event_time"]
 
 
-def test_enrich_with_tier_defaults_to_unknown(spark: SparkSession) -> None:
+def test_enrich_with_tier_defaults_to_unknown() -> None:
     other = "3a4b5c6d-7e8f-4a0b-8c1d-2e3f4a5b6c7d"
-    rows = spark.createDataFrame([(USER, 1), (other, 2)], "user_id string, n int")
-    tiers = spark.createDataFrame([(USER, "gold")], "user_id string, tier string")
-    enriched = {r["n"]: r["user_tier"] for r in enrich_with_tier(rows, tiers).collect()}
-    assert enriched == {1: "gold", 2: "unknown"}
-    assert enrich_with_tier(rows, tiers).columns == ["user_id", "n", "user_tier"]
+    rows = pa.table({"user_id": [USER, other, USER], "n": [1, 2, 3]})
+    tiers = pa.table({"user_id": [USER], "tier": ["gold"]})
+    enriched = enrich_with_tier(rows, tiers)
+    assert enriched.column("user_tier").to_pylist() == ["gold", "unknown", "gold"]
+    assert enriched.column_names == ["user_id", "n", "user_tier"]
+    nobody = pa.table({"user_id": pa.array([], pa.string()), "tier": pa.array([], pa.string())})
+    assert enrich_with_tier(rows, nobody).column("user_tier").to_pylist() == ["unknown"] * 3
+    assert enrich_with_tier(rows.slice(0, 0), tiers).num_rows == 0
 
 
 def test_sessionize_cuts_on_the_inactivity_gap(spark: SparkSession) -> None:
@@ -200,7 +215,7 @@ def test_sessionize_cuts_on_the_inactivity_gap(spark: SparkSession) -> None:
         transactions_topic=TRANSACTIONS,
         lateness=timedelta(days=1),
     )
-    sessions = sessionize(event_rows(accepted(classified, EVENTS)), timedelta(minutes=30))
+    sessions = sessionize(accepted_events(classified, EVENTS), timedelta(minutes=30))
     rows = sorted(session_rows(sessions).collect(), key=lambda r: r["session_start"])
     assert [r["event_count"] for r in rows] == [3, 1]
     first = rows[0]

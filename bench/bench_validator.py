@@ -1,11 +1,16 @@
 """Throughput of `validate_event` against plain `orjson.loads` on the same 1,000,000 events.
 
+Also the batch API (`valid_mask`, one native call per Arrow array) on the same events in
+10,000-record slices, the speed layer's Arrow batch size.
+
 Run: `uv run python bench/bench_validator.py [--events N] [--rounds R]`. Prints JSON and writes
-it to bench/results/validator.json. Both loops run in this process on one core, so the ratio is
-meaningful even when absolute numbers vary between machines.
+it to bench/results/validator.json. All loops run in this process on one core, so the ratios are
+meaningful even when absolute numbers vary between machines; the load average at the start and
+end is recorded, since other processes slow every loop alike but add noise.
 """
 
 import argparse
+import os
 import random
 import time
 import uuid
@@ -14,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
 from rich.progress import Progress
 
 from lambdapipe.contracts import validate_event
+from lambdapipe.contracts.batch import EVENT, valid_mask
 from lambdapipe.contracts.registry import EVENT_TYPES, schemas_dir
 
 SHARES = {
@@ -31,6 +38,7 @@ SHARES = {
     "logout": 1,
 }
 RESULTS = Path(__file__).parent / "results" / "validator.json"
+ARROW_BATCH = 10_000
 
 
 def _uuid(rng: random.Random) -> str:
@@ -73,16 +81,16 @@ def make_events(count: int, seed: int = 7) -> list[bytes]:
     return events
 
 
-def _measure(events: list[bytes], rounds: int, progress: Progress) -> tuple[float, float]:
-    """Events per second of orjson.loads and of validate_event over the same events.
+def _measure(events: list[bytes], rounds: int, progress: Progress) -> tuple[float, float, float]:
+    """Events per second of orjson.loads, validate_event and valid_mask over the same events.
 
-    The two loops alternate chunk by chunk, and each chunk keeps its best time over `rounds`
-    rounds, so that load from other processes on the machine affects both alike.
+    The loops alternate chunk by chunk, and each chunk keeps its best time over `rounds`
+    rounds, so that load from other processes on the machine affects them alike.
     """
     chunk = 50_000
     chunks = [events[i : i + chunk] for i in range(0, len(events), chunk)]
-    best_baseline = [float("inf")] * len(chunks)
-    best_validator = [float("inf")] * len(chunks)
+    arrays = [pa.array(batch, pa.binary()) for batch in chunks]
+    best = {name: [float("inf")] * len(chunks) for name in ("loads", "validate", "batch")}
     task = progress.add_task("orjson.loads vs validate_event", total=rounds * len(events))
     loads = orjson.loads
     for _ in range(rounds):
@@ -90,14 +98,27 @@ def _measure(events: list[bytes], rounds: int, progress: Progress) -> tuple[floa
             began = time.perf_counter()
             for raw in batch:
                 loads(raw)
-            middle = time.perf_counter()
+            loaded = time.perf_counter()
             for raw in batch:
                 validate_event(raw)
+            validated = time.perf_counter()
+            array = arrays[index]
+            masks = [
+                valid_mask(array.slice(start, ARROW_BATCH), EVENT)
+                for start in range(0, len(array), ARROW_BATCH)
+            ]
             ended = time.perf_counter()
-            best_baseline[index] = min(best_baseline[index], middle - began)
-            best_validator[index] = min(best_validator[index], ended - middle)
+            if sum(map(sum, masks)) != len(batch):
+                raise SystemExit("valid_mask refused a bench event")
+            for name, seconds in (
+                ("loads", loaded - began),
+                ("validate", validated - loaded),
+                ("batch", ended - validated),
+            ):
+                best[name][index] = min(best[name][index], seconds)
             progress.advance(task, len(batch))
-    return len(events) / sum(best_baseline), len(events) / sum(best_validator)
+    loads_rate, validate_rate, batch_rate = (len(events) / sum(best[n]) for n in best)
+    return loads_rate, validate_rate, batch_rate
 
 
 def main() -> None:
@@ -112,8 +133,9 @@ def main() -> None:
     rejected = [r for r in map(validate_event, events[:1000]) if not r.ok]
     if rejected:
         raise SystemExit(f"bench events must be valid, got {rejected[0]}")
+    load_before = os.getloadavg()[0]
     with Progress() as progress:
-        baseline, validator = _measure(events, args.rounds, progress)
+        baseline, validator, batch = _measure(events, args.rounds, progress)
     result = {
         "events": len(events),
         "rounds": args.rounds,
@@ -121,6 +143,10 @@ def main() -> None:
         "baseline_orjson_events_per_s": round(baseline),
         "validator_events_per_s": round(validator),
         "ratio": round(baseline / validator, 3),
+        "batch_records_per_s": round(batch),
+        "batch_arrow_batch_size": ARROW_BATCH,
+        "batch_ratio": round(baseline / batch, 3),
+        "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -8,9 +8,8 @@
 //! `"pattern"`, `"enum"`, `"minimum"`, `"maximum"`, `"min_length"`, `"max_length"`, and
 //! expr = `{"field": name}` | `{"const": "decimal"}` | `{"op": "+"|"-"|"*", "left", "right"}`.
 
-use serde_json::{Map, Value as Json};
-
 use crate::decimal::Decimal;
+use crate::json::{parse_tree, Json};
 use crate::pattern::Pattern;
 use crate::record::{
     BusinessRule, Comparison, Expr, FieldRule, JsonType, Kind, Operator, RecordRules, MAX_FIELDS,
@@ -20,7 +19,7 @@ pub type Result<T> = std::result::Result<T, String>;
 
 /// The named record kinds of a configuration document, in order.
 pub fn kinds(config: &str) -> Result<Vec<(String, Kind)>> {
-    let doc: Json = serde_json::from_str(config).map_err(|e| format!("config: {e}"))?;
+    let doc = parse_tree(config.as_bytes()).ok_or("config: not a JSON document")?;
     array(object(&doc, "config")?, "kinds")?
         .iter()
         .map(|kind| {
@@ -78,11 +77,11 @@ fn record(doc: &Json) -> Result<RecordRules> {
                 "==" => Comparison::Equal,
                 other => return Err(format!("unknown comparison {other:?}")),
             };
-            let left = expr(&rule["left"], &position)?;
+            let left = expr(member(rule, "left")?, &position)?;
             Ok(BusinessRule {
                 cmp,
                 left,
-                right: expr(&rule["right"], &position)?,
+                right: expr(member(rule, "right")?, &position)?,
             })
         })
         .collect::<Result<_>>()?;
@@ -162,10 +161,10 @@ fn field(doc: &Json) -> Result<FieldRule> {
 
 fn expr(doc: &Json, position: &dyn Fn(&str) -> Result<usize>) -> Result<Expr> {
     let doc = object(doc, "expression")?;
-    if let Some(Json::String(name)) = doc.get("field") {
+    if let Some(Json::Str(name)) = doc.get("field") {
         return Ok(Expr::Field(position(name)?));
     }
-    if let Some(Json::String(value)) = doc.get("const") {
+    if let Some(Json::Str(value)) = doc.get("const") {
         return Decimal::parse(value)
             .map(Expr::Const)
             .ok_or(format!("bad constant {value:?}"));
@@ -176,25 +175,31 @@ fn expr(doc: &Json, position: &dyn Fn(&str) -> Result<usize>) -> Result<Expr> {
         "*" => Operator::Mul,
         other => return Err(format!("unknown operator {other:?}")),
     };
-    let left = expr(&doc["left"], position)?;
+    let left = expr(member(doc, "left")?, position)?;
     Ok(Expr::BinOp(
         op,
         Box::new(left),
-        Box::new(expr(&doc["right"], position)?),
+        Box::new(expr(member(doc, "right")?, position)?),
     ))
 }
 
-fn object<'a>(doc: &'a Json, what: &str) -> Result<&'a Map<String, Json>> {
-    doc.as_object().ok_or_else(|| format!("{what}: an object"))
+fn object<'a>(doc: &'a Json, what: &str) -> Result<&'a Json> {
+    doc.is_object()
+        .then_some(doc)
+        .ok_or_else(|| format!("{what}: an object"))
 }
 
-fn array<'a>(doc: &'a Map<String, Json>, key: &str) -> Result<&'a Vec<Json>> {
+fn member<'a>(doc: &'a Json, key: &str) -> Result<&'a Json> {
+    doc.get(key).ok_or_else(|| format!("{key}: missing"))
+}
+
+fn array<'a>(doc: &'a Json, key: &str) -> Result<&'a [Json]> {
     doc.get(key)
         .and_then(Json::as_array)
         .ok_or_else(|| format!("{key}: a list"))
 }
 
-fn string<'a>(doc: &'a Map<String, Json>, key: &str) -> Result<&'a str> {
+fn string<'a>(doc: &'a Json, key: &str) -> Result<&'a str> {
     doc.get(key)
         .and_then(Json::as_str)
         .ok_or_else(|| format!("{key}: a string"))

@@ -2,7 +2,7 @@
 //!
 //! Members are kept in input order with their scalar values decoded; arrays and objects nested
 //! in a member are checked for syntax and kept as `Value::Nested`. Strings borrow from the input
-//! unless they contain escapes.
+//! unless they contain escapes. `parse_tree` reads a whole document, for the configuration.
 
 use std::borrow::Cow;
 
@@ -38,6 +38,73 @@ pub fn parse_object<'a>(input: &'a [u8], members: &mut Vec<Member<'a>>) -> bool 
     }
     scanner.skip_space();
     scanner.pos == input.len()
+}
+
+/// A whole JSON document (the configuration; records use `parse_object`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(String),
+    Array(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+impl Json {
+    /// The value of `key` in an object (the last, if repeated).
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        match self {
+            Json::Object(members) => members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        if let Json::Str(text) = self {
+            Some(text)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        if let Json::Bool(b) = self {
+            Some(*b)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        if let Json::Int(n) = self {
+            i64::try_from(*n).ok()
+        } else {
+            None
+        }
+    }
+
+    pub fn as_array(&self) -> Option<&[Json]> {
+        if let Json::Array(items) = self {
+            Some(items)
+        } else {
+            None
+        }
+    }
+
+    pub fn is_object(&self) -> bool {
+        matches!(self, Json::Object(_))
+    }
+}
+
+/// Parse a whole JSON document; None if it is not valid JSON.
+pub fn parse_tree(input: &[u8]) -> Option<Json> {
+    let mut scanner = Scanner { input, pos: 0 };
+    scanner.skip_space();
+    let tree = scanner.tree(1)?;
+    scanner.skip_space();
+    (scanner.pos == input.len()).then_some(tree)
 }
 
 struct Scanner<'a> {
@@ -116,6 +183,61 @@ impl<'a> Scanner<'a> {
         } else {
             false
         }
+    }
+
+    fn tree(&mut self, depth: usize) -> Option<Json> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let close = match self.peek()? {
+            b'{' => b'}',
+            b'[' => b']',
+            _ => {
+                return Some(match self.value(depth)? {
+                    Value::Null => Json::Null,
+                    Value::Bool(b) => Json::Bool(b),
+                    Value::Int(n) => Json::Int(n),
+                    Value::Float(f) => Json::Float(f),
+                    Value::Str(text) => Json::Str(text.into_owned()),
+                    Value::Nested => return None,
+                })
+            }
+        };
+        self.pos += 1;
+        let (mut items, mut members) = (Vec::new(), Vec::new());
+        self.skip_space();
+        if self.peek() != Some(close) {
+            loop {
+                self.skip_space();
+                if close == b'}' {
+                    if self.peek() != Some(b'"') {
+                        return None;
+                    }
+                    let key = self.string()?.into_owned();
+                    self.skip_space();
+                    if self.peek() != Some(b':') {
+                        return None;
+                    }
+                    self.pos += 1;
+                    self.skip_space();
+                    members.push((key, self.tree(depth + 1)?));
+                } else {
+                    items.push(self.tree(depth + 1)?);
+                }
+                self.skip_space();
+                match self.peek()? {
+                    b',' => self.pos += 1,
+                    c if c == close => break,
+                    _ => return None,
+                }
+            }
+        }
+        self.pos += 1;
+        Some(if close == b'}' {
+            Json::Object(members)
+        } else {
+            Json::Array(items)
+        })
     }
 
     /// Check an array or object for syntax, without keeping it.
@@ -383,6 +505,29 @@ mod tests {
             r#"{"a":-}"#,
         ] {
             assert!(parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn whole_documents() {
+        let tree = parse_tree(br#" {"a": [1, -2.5, "x", null, {"b": true}], "a": {}} "#).unwrap();
+        assert_eq!(tree.get("a"), Some(&Json::Object(vec![])));
+        let Json::Object(members) = &tree else {
+            panic!("not an object")
+        };
+        let items = members[0].1.as_array().unwrap();
+        assert_eq!(
+            items[..4],
+            [
+                Json::Int(1),
+                Json::Float(-2.5),
+                Json::Str("x".into()),
+                Json::Null
+            ]
+        );
+        assert_eq!(items[4].get("b").and_then(Json::as_bool), Some(true));
+        for bad in ["", "[1,]", "{\"a\"}", "[1] 2", "{\"a\":1,}"] {
+            assert!(parse_tree(bad.as_bytes()).is_none(), "{bad}");
         }
     }
 

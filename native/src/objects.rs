@@ -63,9 +63,10 @@ pub fn record_dict<'py>(
                 Err(_) => n.into_pyobject(py)?.into_any(),
             },
             Value::Float(f) => PyFloat::new(py, *f).into_any(),
-            Value::Str(text) => shared(py, rules, objects, field, text)
-                .unwrap_or_else(|| PyString::new(py, text))
-                .into_any(),
+            Value::Str(text) => match shared(py, rules, objects, field, text) {
+                Some(string) => string.into_any(),
+                None => new_string(py, text)?,
+            },
             Value::Nested => return Ok(None),
         };
         if field == UNKNOWN {
@@ -87,6 +88,22 @@ fn presized_dict(py: Python<'_>, size: usize) -> PyResult<Bound<'_, PyDict>> {
     // SAFETY: called with the GIL held; a null result is turned into the pending exception.
     let dict = unsafe { Bound::from_owned_ptr_or_err(py, _PyDict_NewPresized(size))? };
     Ok(dict.cast_into::<PyDict>()?)
+}
+
+/// A new Python string; ASCII text is copied as is, sparing CPython's UTF-8 decoding.
+fn new_string<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    if !text.is_ascii() {
+        return Ok(PyString::new(py, text).into_any());
+    }
+    let length = pyo3::ffi::Py_ssize_t::try_from(text.len())?;
+    // SAFETY: with the GIL held, PyUnicode_New(n, 127) makes a compact ASCII string of n
+    // one-byte characters whose data we fill before anyone else sees it.
+    unsafe {
+        let string = Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyUnicode_New(length, 127))?;
+        let data = pyo3::ffi::PyUnicode_1BYTE_DATA(string.as_ptr());
+        std::ptr::copy_nonoverlapping(text.as_ptr(), data, text.len());
+        Ok(string)
+    }
 }
 
 /// The shared string of an enum value.

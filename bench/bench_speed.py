@@ -5,8 +5,11 @@ Everything local and private (its own stack under .lambdapipe/bench/speed, ports
 separate process) and the generator (paced, in this process, `--workers` processes). For each rate
 in `--rates` the generator runs `--step-s` seconds; every second the bench samples the lag
 (records produced - records accounted for by the job: rows + dead letters, from the store) and
-the CPU and memory of each process. A rate is sustained when the lag at the end of the step is
-under `--max-lag-s` seconds of traffic and did not grow over the step's second half. Freshness
+the memory of each process; CPU per process comes from cumulative CPU times over the step
+(cores used, CPU seconds per 1,000 records) and, summed over the processes and scaled to the
+goal's rate, gives the cores the goal would need here. A rate is sustained when the lag at the
+end of the step is under `--max-lag-s` seconds of traffic and did not grow over the step's
+second half. Freshness
 is event time to written (ingested_at) of the rows of the step, p50/p95, from the store.
 Baseline measured in the same run: the generator alone into Kafka (what the producer can do).
 Usage: uv run python bench/bench_speed.py [--rates 2000,5000,10000,20000] [--step-s 60]
@@ -46,46 +49,76 @@ from lambdapipe.settings import Settings, ensure_local_secrets
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 SEED, USERS, PRODUCTS = 42, 10_000, 1_000
+GOAL_RATE = 50_000  # events/s, the issue's goal
 
 
-def tree(process: psutil.Process) -> list[psutil.Process]:
+def tree(process: psutil.Process, exclude: frozenset[int] = frozenset()) -> list[psutil.Process]:
+    """A process and its descendants, without the subtrees rooted at the `exclude` pids."""
     try:
-        return [process, *process.children(recursive=True)]
+        members = [process, *process.children(recursive=True)]
     except psutil.NoSuchProcess:
         return []
+    skipped: set[int] = set()
+    for p in members:
+        if p.pid in exclude and p.pid != process.pid:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                skipped.update(c.pid for c in [p, *p.children(recursive=True)])
+    return [p for p in members if p.pid not in skipped]
+
+
+def cpu_seconds(root: psutil.Process, exclude: frozenset[int] = frozenset()) -> float:
+    """CPU seconds used so far by a process tree: live members plus the children they reaped."""
+    total = 0.0
+    for p in tree(root, exclude):
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
 
 
 class Sampler:
-    """CPU (% of one core) and RSS (MiB) per named process tree, sampled once a second."""
+    """CPU (cores, from cumulative CPU times) and peak RSS (MiB) per named process tree.
+
+    Percentages from psutil's cpu_percent need the same Process object twice, and the trees'
+    members (Spark's Python workers, the generator's workers) come and go: cumulative times
+    at the start and the end of a step count every member, including the reaped ones.
+    """
 
     def __init__(self, processes: dict[str, psutil.Process]) -> None:
         self.processes = processes
-        self.samples: dict[str, list[tuple[float, float]]] = {name: [] for name in processes}
-        for name in processes:
-            for p in tree(processes[name]):
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    p.cpu_percent(None)
+        # the bench's own tree holds the job and serve processes: each is counted once
+        self.roots = frozenset(p.pid for p in processes.values())
+        self.began = time.monotonic()
+        self.machine = psutil.cpu_times()
+        self.start = {name: cpu_seconds(root, self.roots) for name, root in processes.items()}
+        self.rss = dict.fromkeys(processes, 0.0)
 
     def sample(self) -> None:
         for name, root in self.processes.items():
-            cpu = rss = 0.0
-            for p in tree(root):
-                try:
-                    cpu += p.cpu_percent(None)
+            rss = 0.0
+            for p in tree(root, self.roots):
+                with contextlib.suppress(psutil.NoSuchProcess):
                     rss += p.memory_info().rss / 2**20
-                except psutil.NoSuchProcess:
-                    pass
-            self.samples[name].append((cpu, rss))
+            self.rss[name] = max(self.rss[name], rss)
 
-    def summary(self) -> dict[str, dict[str, float]]:
-        out = {}
-        for name, values in self.samples.items():
-            if values:
-                cpus = [c for c, _ in values[1:]] or [0.0]
-                out[name] = {
-                    "cpu_pct_mean": round(sum(cpus) / len(cpus), 1),
-                    "rss_mib_max": round(max(r for _, r in values), 1),
-                }
+    def summary(self, records: int) -> dict[str, Any]:
+        """Cores used per process over the step, CPU seconds per 1,000 records, peak RSS."""
+        elapsed = max(time.monotonic() - self.began, 1e-9)
+        out: dict[str, Any] = {}
+        for name, root in self.processes.items():
+            used = cpu_seconds(root, self.roots) - self.start[name]
+            out[name] = {
+                "cores": round(used / elapsed, 2),
+                "cpu_s_per_1k_records": round(1000 * used / max(records, 1), 4),
+                "rss_mib_max": round(self.rss[name], 1),
+            }
+        now = psutil.cpu_times()
+        busy = (sum(now) - now.idle - now.iowait) - (
+            sum(self.machine) - self.machine.idle - self.machine.iowait
+        )
+        out["machine"] = {"cores_busy": round(busy / elapsed, 2), "cores": os.cpu_count()}
         return out
 
 
@@ -263,8 +296,12 @@ def main() -> None:
                 "drain_s": round(time.monotonic() - drained_at, 1),
                 "sustained": bool(sustained),
                 "freshness": freshness(store, began),
-                "processes": sampler.summary(),
+                "processes": sampler.summary(int(result.get("records", 0))),
             }
+            processes = step["processes"]
+            costs = [v["cpu_s_per_1k_records"] for k, v in processes.items() if k != "machine"]
+            # every process's CPU per record, times the goal's rate: the cores the goal needs
+            step["cores_needed_at_goal"] = round(sum(costs) * GOAL_RATE / 1000, 2)
             steps.append(step)
             print(json.dumps(step), flush=True)
             if not sustained:
@@ -288,6 +325,7 @@ def main() -> None:
         "step_s": args.step_s,
         "max_lag_s": args.max_lag_s,
         "highest_sustained_rate": best,
+        "goal_rate": GOAL_RATE,
         "baseline_generator_alone": baseline,
         "steps": steps,
     }

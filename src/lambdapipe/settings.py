@@ -65,7 +65,15 @@ class KafkaSettings(_Section):
     events_topic: str = "events"
     transactions_topic: str = "transactions"
     dlq_topic: str = "events.dlq"
+    # the speed layer's accepted events, from its records query to its sessions query;
+    # empty: `<events_topic>.accepted`
+    accepted_topic: str = ""
     cdc_topic_prefix: str = "shop"
+
+    @property
+    def accepted(self) -> str:
+        """The accepted-events topic (speed layer internal)."""
+        return self.accepted_topic or f"{self.events_topic}.accepted"
 
     def broker_port(self, index: int) -> int:
         return self.port + 100 * index

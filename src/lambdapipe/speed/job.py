@@ -2,8 +2,9 @@
 
 `records`: events and transactions -> validate -> deduplicate -> dead letters to the DLQ and
 `dead_letters_realtime`; accepted records enriched with the tier into `user_events_realtime` and
-`transactions_realtime`. `sessions`: accepted events -> deduplicate -> `session_window` ->
-`user_sessions_realtime`. Each micro-batch writes with tokens `<query id>:<batch id>:<table>`.
+`transactions_realtime`; the accepted events also go to the accepted-events topic (`handoff`).
+`sessions`: that topic -> deduplicate -> `session_window` -> `user_sessions_realtime`. Each
+micro-batch writes with tokens `<query id>:<batch id>:<table>`.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from lambdapipe.speed.dead_letters import dead_letter_rows
 from lambdapipe.speed.deduplicate import deduplicate, deduplicate_events
 from lambdapipe.speed.dimensions import TierState
 from lambdapipe.speed.enrich import enrich_with_tier
+from lambdapipe.speed.handoff import HandoffProducer, handed_off_events
 from lambdapipe.speed.metrics import SpeedMetrics
 from lambdapipe.speed.records import LATE, classify_records
-from lambdapipe.speed.serving_rows import accepted_events, event_rows, transaction_rows
+from lambdapipe.speed.serving_rows import event_rows, transaction_rows
 from lambdapipe.speed.session import checkpoint_root
 from lambdapipe.speed.sessionize import session_rows, sessionize
 from lambdapipe.speed.sink import DeadLetterProducer, ServingSink, insert_token
@@ -85,6 +87,7 @@ class SpeedJob:
         store: ServingStore,
         tiers: TierState,
         dead_letter_producer: DeadLetterProducer,
+        handoff: HandoffProducer,
         metrics: SpeedMetrics,
     ) -> None:
         speed = settings.speed
@@ -92,6 +95,7 @@ class SpeedJob:
         self.spark = spark
         self.tiers = tiers
         self.dlq = dead_letter_producer
+        self.handoff = handoff
         self.metrics = metrics
         self.sink = ServingSink(
             store, speed.store_retry_s, on_retry=lambda t: metrics.store_retries.labels(t).inc()
@@ -144,9 +148,8 @@ class SpeedJob:
         return deduplicate(classified, self.lateness, self.skew)
 
     def sessions_plan(self) -> DataFrame:
-        """Closed sessions of accepted, deduplicated events."""
-        kafka = self.settings.kafka
-        events = accepted_events(self._classified([kafka.events_topic]), kafka.events_topic)
+        """Closed sessions of the accepted events the records query handed off."""
+        events = handed_off_events(self._source([self.settings.kafka.accepted]))
         return sessionize(deduplicate_events(events, self.lateness, self.skew), self.gap)
 
     # --- the micro-batches -----------------------------------------------------------------
@@ -184,6 +187,8 @@ class SpeedJob:
         transactions = enrich_with_tier(
             transaction_rows(classified, kafka.transactions_topic), tiers
         )
+        # before the store: a batch that fails here is replayed whole, nothing is missed
+        self.handoff.send(events, batch_id)
         if dead.num_rows:
             self.dlq.send(dead)
             self._write(outcome, query_id, DEAD_LETTERS_TABLE, dead.drop_columns(["key"]))
@@ -382,6 +387,7 @@ def main(
     on_progress: Callable[[RunSummary], None] | None = None,
 ) -> RunSummary:
     """Build the edges from settings, run the job, release everything."""
+    from lambdapipe.runtime.services.kafka import ensure_topics
     from lambdapipe.serving import open_store
     from lambdapipe.speed.metrics import write_prometheus_target
     from lambdapipe.speed.session import build_spark
@@ -397,11 +403,14 @@ def main(
     store = open_store(settings)
     tiers = TierState(settings)
     dlq = DeadLetterProducer(settings.kafka.bootstrap, settings.kafka.dlq_topic)
+    handoff = HandoffProducer(settings.kafka.bootstrap, settings.kafka.accepted)
     try:
+        ensure_topics(settings)
         tiers.refresh()
-        job = SpeedJob(settings, spark, store, tiers, dlq, metrics)
+        job = SpeedJob(settings, spark, store, tiers, dlq, handoff, metrics)
         return job.run(until_idle_s, on_progress)
     finally:
+        handoff.close()
         dlq.close()
         tiers.close()
         store.close()

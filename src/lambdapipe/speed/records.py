@@ -104,15 +104,16 @@ _SPARK_TO_ARROW: Final[dict[str, pa.DataType]] = {
 }
 
 
-def _arrow_type(data_type: DataType) -> pa.DataType:
+def arrow_type(data_type: DataType) -> pa.DataType:
+    """The Arrow type Spark exchanges for `data_type` (in `mapInArrow`, `toArrow`)."""
     if isinstance(data_type, StructType):
-        return pa.struct([pa.field(f.name, _arrow_type(f.dataType)) for f in data_type.fields])
+        return pa.struct([pa.field(f.name, arrow_type(f.dataType)) for f in data_type.fields])
     return _SPARK_TO_ARROW[repr(data_type)]
 
 
 @functools.cache
 def _arrow_schema() -> pa.Schema:
-    return pa.schema([pa.field(f.name, _arrow_type(f.dataType)) for f in classified_schema()])
+    return pa.schema([pa.field(f.name, arrow_type(f.dataType)) for f in classified_schema()])
 
 
 def _wire_type(data_type: pa.DataType) -> pa.DataType:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 
 def _accepted(classified: pa.Table, topic: str) -> pa.Table:
@@ -29,10 +27,3 @@ def event_rows(classified: pa.Table, topic: str) -> pa.Table:
 def transaction_rows(classified: pa.Table, topic: str) -> pa.Table:
     """`transactions_realtime` columns (without `user_tier`) of the accepted transactions."""
     return _rows(classified, topic, "transaction")
-
-
-def accepted_events(classified: DataFrame, topic: str) -> DataFrame:
-    """In Spark: the accepted events' `user_events_realtime` columns plus `event_time`."""
-    return classified.where(F.col("accepted") & (F.col("topic") == topic)).select(
-        "event.*", "event_time"
-    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -91,12 +91,8 @@ def _header(value: object) -> bytes:
     return str(value).encode()
 
 
-class DeadLetterProducer:
-    """Sends dead letters to the Kafka DLQ: original key and value, the verdict in headers.
-
-    At least once: a replayed batch sends its dead letters again; (source_topic,
-    source_partition, source_offset) identifies a dead letter, and readers deduplicate on it.
-    """
+class ConfirmedProducer:
+    """A Kafka producer (acks=all, idempotent) whose `confirm` waits for every record sent."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.topic = topic
@@ -116,28 +112,40 @@ class DeadLetterProducer:
         if err is not None:
             self._errors.append(str(err))
 
-    def send(self, dead: pa.Table, timeout_s: float = 60.0) -> int:
-        """Send every row of `dead` (route_dead_letters columns) and wait for the broker."""
-        for row in dead.to_pylist():
-            headers: list[tuple[str, str | bytes | None]] = [
-                (name, _header(row[name])) for name in DLQ_HEADERS
-            ]
-            self._producer.produce(
-                self.topic,
-                value=row["raw"],
-                key=row["key"],
-                headers=headers,
-                on_delivery=self._delivered,
-            )
-            self._producer.poll(0)
+    def produce(
+        self, value: bytes | None, key: bytes | None, headers: list[Any] | None = None
+    ) -> None:
+        """Queue one record."""
+        self._producer.produce(
+            self.topic, value=value, key=key, headers=headers, on_delivery=self._delivered
+        )
+        self._producer.poll(0)
+
+    def confirm(self, timeout_s: float = 60.0) -> None:
+        """Wait until the broker has every queued record; raise if one was not delivered."""
         remaining = self._producer.flush(timeout_s)
         if remaining or self._errors:
             errors, self._errors = self._errors, []
             raise StoreUnavailable(
-                f"dead-letter topic {self.topic}: {remaining} undelivered, errors {errors[:3]}"
+                f"topic {self.topic}: {remaining} undelivered, errors {errors[:3]}"
             )
-        return int(dead.num_rows)
 
     def close(self) -> None:
         """Deliver what is pending."""
         self._producer.flush(30)
+
+
+class DeadLetterProducer(ConfirmedProducer):
+    """Sends dead letters to the Kafka DLQ: original key and value, the verdict in headers.
+
+    At least once: a replayed batch sends its dead letters again; (source_topic,
+    source_partition, source_offset) identifies a dead letter, and readers deduplicate on it.
+    """
+
+    def send(self, dead: pa.Table, timeout_s: float = 60.0) -> int:
+        """Send every row of `dead` (`dead_letter_rows` columns) and wait for the broker."""
+        for row in dead.to_pylist():
+            headers = [(name, _header(row[name])) for name in DLQ_HEADERS]
+            self.produce(row["raw"], row["key"], headers)
+        self.confirm(timeout_s)
+        return int(dead.num_rows)

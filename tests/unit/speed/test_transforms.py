@@ -17,8 +17,9 @@ from lambdapipe.contracts.clickhouse import enriched_columns
 from lambdapipe.speed.dead_letters import dead_letter_rows
 from lambdapipe.speed.deduplicate import deduplicate, deduplicate_events, watermark_delay
 from lambdapipe.speed.enrich import enrich_with_tier
+from lambdapipe.speed.handoff import SESSION_COLUMNS, decode, encode, handed_off_events
 from lambdapipe.speed.records import LATE, classify_records
-from lambdapipe.speed.serving_rows import accepted_events, event_rows, transaction_rows
+from lambdapipe.speed.serving_rows import event_rows, transaction_rows
 from lambdapipe.speed.sessionize import session_rows, sessionize
 from tests.unit.speed.conftest import SESSION, USER, event, kafka_rows, run_stream, transaction
 
@@ -28,7 +29,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
 
-EVENTS, TRANSACTIONS = "events", "transactions"
+EVENTS, TRANSACTIONS, ACCEPTED = "events", "transactions", "events.accepted"
 LATENESS = timedelta(minutes=10)
 SKEW = timedelta(minutes=5)
 
@@ -72,6 +73,14 @@ def test_classify_gives_each_record_one_verdict(spark: SparkSession) -> None:
     assert rows[1]["dedup_key"] == "events/0/1"
     assert rows[3]["detail"] == "event time older than 600s"
     assert rows[0]["event_time"] is not None and rows[0]["batch_time"] is not None
+
+
+def handed_off(
+    spark: SparkSession, records: list[tuple[str, bytes | dict[str, object]]]
+) -> list[tuple[str, bytes | dict[str, object]]]:
+    """What the records query publishes for `records`: (accepted-events topic, IPC chunk)."""
+    rows = event_rows(classify(spark, records).toArrow(), EVENTS)
+    return [(ACCEPTED, message) for message in encode(rows)]
 
 
 def test_dead_letters_keep_the_original_bytes_and_source(spark: SparkSession) -> None:
@@ -130,15 +139,26 @@ def test_deduplicate_drops_repeats_but_never_dead_letters(
 
 
 def test_deduplicate_events_by_event_id(spark: SparkSession, tmp_path: Path) -> None:
+    once = handed_off(spark, [(EVENTS, event())])
     out = run_stream(
         spark,
         tmp_path,
-        [[(EVENTS, event()), (EVENTS, event())], [(EVENTS, event())]],
-        lambda frame: deduplicate_events(
-            accepted_events(_classify_stream(frame), EVENTS), LATENESS, SKEW
-        ),
+        [once + once, once],  # a replayed micro-batch hands its events off again
+        lambda frame: deduplicate_events(handed_off_events(frame), LATENESS, SKEW),
     )
     assert [len(rows) for rows in out] == [1, 0]
+
+
+def test_handoff_carries_the_session_columns(spark: SparkSession) -> None:
+    records = [(EVENTS, event(event_id=f"{i:08d}-1111-4222-8333-444455556666")) for i in range(5)]
+    rows = event_rows(classify(spark, records).toArrow(), EVENTS)
+    messages = encode(rows)
+    batch = pa.RecordBatch.from_pydict({"value": messages})
+    back = pa.Table.from_batches(list(decode([batch])))
+    assert back.to_pylist() == rows.select(list(SESSION_COLUMNS)).to_pylist()
+    assert encode(rows.slice(0, 0)) == []
+    frame = handed_off_events(kafka_rows(spark, [(ACCEPTED, m) for m in messages]))
+    assert frame.count() == 5 and "event_time" in frame.columns
 
 
 def test_event_rows_have_the_store_columns_and_types(spark: SparkSession) -> None:
@@ -170,7 +190,6 @@ def test_event_rows_have_the_store_columns_and_types(spark: SparkSession) -> Non
     assert tx["total_amount"] == Decimal("21.60") and tx["status"] == "completed"
     none = event_rows(records.toArrow(), TRANSACTIONS)  # no accepted record on that topic
     assert none.num_rows == 0 and none.column_names == expected
-    assert accepted_events(records, EVENTS).columns == [*expected, "event_time"]
 
 
 def test_enrich_with_tier_defaults_to_unknown() -> None:
@@ -214,8 +233,9 @@ def test_sessionize_cuts_on_the_inactivity_gap(spark: SparkSession) -> None:
         events_topic=EVENTS,
         transactions_topic=TRANSACTIONS,
         lateness=timedelta(days=1),
-    )
-    sessions = sessionize(accepted_events(classified, EVENTS), timedelta(minutes=30))
+    ).toArrow()
+    chunks = [(ACCEPTED, m) for m in encode(event_rows(classified, EVENTS))]
+    sessions = sessionize(handed_off_events(kafka_rows(spark, chunks)), timedelta(minutes=30))
     rows = sorted(session_rows(sessions).collect(), key=lambda r: r["session_start"])
     assert [r["event_count"] for r in rows] == [3, 1]
     first = rows[0]

@@ -201,7 +201,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 60) -> None:
     """
     k = settings.kafka
     rf, min_isr = replication(settings)
-    names = (k.events_topic, k.transactions_topic, k.dlq_topic)
+    names = (k.events_topic, k.transactions_topic, k.dlq_topic, k.accepted)
     client = admin_client(settings)
     deadline = time.monotonic() + timeout_s
     last_error = ""

@@ -89,6 +89,7 @@ def test_lambdapipe_topics_exist(settings: Settings) -> None:
         settings.kafka.events_topic,
         settings.kafka.transactions_topic,
         settings.kafka.dlq_topic,
+        settings.kafka.accepted,
     ):
         assert name in topics
         assert len(topics[name].partitions) == settings.kafka.partitions

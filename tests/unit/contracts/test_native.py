@@ -13,7 +13,8 @@ from lambdapipe_native import Validator
 
 from lambdapipe.contracts import Reason, validate_event, validate_transaction
 from lambdapipe.contracts.native import NativeKind, native_config, native_validator
-from lambdapipe.contracts.rules import FieldRule, RecordRules
+from lambdapipe.contracts.registry import default_registry
+from lambdapipe.contracts.rules import FieldRule, RecordRules, compile_entity
 from lambdapipe.contracts.validate import EVENT_KIND, NATIVE
 
 from .corpus import CASES, NOW, UPPER_UUID, Case, example
@@ -159,6 +160,15 @@ def test_rules_come_from_configuration_only() -> None:
     ]:
         assert loose.check(0, raw, "") == ok, raw
         assert not tight.check(0, raw, "")
+
+
+@pytest.mark.parametrize("entity", ["user", "product", "transaction"])
+def test_every_entity_schema_configures_the_native_check(entity: str) -> None:
+    """Every schema pattern compiles in Rust, and the entity's example passes."""
+    rules = compile_entity(default_registry(), entity)
+    validator = native_validator({entity: NativeKind((rules,))}, "timestamp")
+    assert validator.check(0, orjson.dumps(example(entity)), "9")
+    assert not validator.check(0, b"{}", "9")
 
 
 def test_bad_configuration_is_refused() -> None:

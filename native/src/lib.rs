@@ -35,7 +35,8 @@ fn contiguous<'b>(buffer: &'b PyUntypedBuffer, what: &str) -> PyResult<&'b [u8]>
             "{what}: not a contiguous buffer"
         )));
     }
-    // SAFETY: the exporter keeps the memory alive and unchanged while `buffer` is held.
+    // SAFETY: the exporter keeps the memory alive while `buffer` is held, and callers pass
+    // immutable memory (Arrow buffers, bytes).
     Ok(unsafe { std::slice::from_raw_parts(buffer.buf_ptr().cast::<u8>(), buffer.len_bytes()) })
 }
 
@@ -87,21 +88,16 @@ impl Validator {
         raw: &Bound<'py, PyAny>,
         limit: &str,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let number = kind;
-        let kind = self.kind(number)?;
+        let rules = self.kind(kind)?;
         let Ok(bytes) = raw.cast::<PyBytes>() else {
             return Ok(None);
         };
-        let Some(accepted) = kind.check(bytes.as_bytes(), limit) else {
+        let Some(accepted) = rules.check(bytes.as_bytes(), limit) else {
             return Ok(None);
         };
         let record = accepted.record;
-        record_dict(
-            py,
-            &kind.records[record],
-            &self.objects[number][record],
-            &accepted,
-        )
+        let objects = &self.objects[kind][record];
+        record_dict(py, &rules.records[record], objects, &accepted)
     }
 
     /// One byte per value of a `BinaryArray` given by its buffers: 1 when the value is a valid

@@ -11,7 +11,8 @@ goal's rate, gives the cores the goal would need here. A rate is sustained when 
 end of the step is under `--max-lag-s` seconds of traffic and did not grow over the step's
 second half. Freshness
 is event time to written (ingested_at) of the rows of the step, p50/p95, from the store.
-Baseline measured in the same run: the generator alone into Kafka (what the producer can do).
+Baseline measured in the same run: the generator alone into Kafka, flat out (what the producer
+and the broker reach on this machine with nothing to process, and the cores they use for it).
 Usage: uv run python bench/bench_speed.py [--rates 2000,5000,10000,20000] [--step-s 60]
 Results: bench/results/speed.json.
 """
@@ -258,8 +259,14 @@ def main() -> None:
         time.sleep(1)
 
     # baseline, same run: the generator alone into Kafka (no job reads these topics)
+    idle = Sampler(processes)
     alone = generate(0, 1_000_000, into=idle_topics)
-    baseline = {**alone, "records_per_s": round(alone["records"] / max(alone["seconds"], 1e-9))}
+    idle.sample()
+    baseline = {
+        **alone,
+        "records_per_s": round(alone["records"] / max(alone["seconds"], 1e-9)),
+        "processes": idle.summary(int(alone["records"])),
+    }
     print(json.dumps({"baseline_generator_alone": baseline}), flush=True)
 
     steps: list[dict[str, Any]] = []

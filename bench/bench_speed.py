@@ -305,8 +305,8 @@ def main() -> None:
                 "freshness": freshness(store, began),
                 "processes": sampler.summary(int(result.get("records", 0))),
             }
-            processes = step["processes"]
-            costs = [v["cpu_s_per_1k_records"] for k, v in processes.items() if k != "machine"]
+            used = step["processes"]
+            costs = [v["cpu_s_per_1k_records"] for k, v in used.items() if k != "machine"]
             # every process's CPU per record, times the goal's rate: the cores the goal needs
             step["cores_needed_at_goal"] = round(sum(costs) * GOAL_RATE / 1000, 2)
             steps.append(step)

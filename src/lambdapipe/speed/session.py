@@ -54,6 +54,8 @@ def build_spark(settings: Settings, app_name: str = "lambdapipe-speed") -> Spark
         # commits write a changelog instead of a RocksDB snapshot: ~60% cheaper commits here
         .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", "true")
         .config("spark.sql.adaptive.enabled", "false")
+        # the job reads every batch's progress; more than 10 batches between two looks never happen
+        .config("spark.sql.streaming.numRecentProgressUpdates", "10")
         .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=WARN")
     )
     session = builder.getOrCreate()

@@ -152,7 +152,8 @@ def test_down_purge_removes_the_data(cluster: Stack) -> None:
     admin = admin_client(cluster.settings)
     deadline = time.monotonic() + 15  # a just-started broker may serve metadata a moment late
     topics = set(admin.list_topics(timeout=10).topics)
-    while time.monotonic() < deadline and len(topics) < 3:
+    declared = {"events", "transactions", "events.dlq", "events.accepted"}
+    while time.monotonic() < deadline and len(topics) < len(declared):
         time.sleep(0.5)
         topics = set(admin.list_topics(timeout=10).topics)
-    assert topics == {"events", "transactions", "events.dlq"}
+    assert topics == declared

@@ -2,9 +2,9 @@
 
 Each record kind gets a checker compiled from its schema at import time. The fast path is one
 native call on the raw bytes (`lambdapipe_native`, configured from the same rules, see
-`native`) that only answers "valid?"; a valid record is then parsed with orjson. For the rare
-record it refuses, the slow path walks the rules in the documented order (see `reasons`) to name
-the first violation. The slow path is the definition; tests check that both paths agree.
+`native`) that returns a valid record's dict, as orjson would parse it. For the rare record it
+refuses, the slow path walks the rules in the documented order (see `reasons`) to name the first
+violation. The slow path is the definition; tests check that both paths agree.
 """
 
 import functools

@@ -16,9 +16,10 @@ from typing import Final
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StructType
 
-from lambdapipe.speed.records import arrow_type, record_struct
+from lambdapipe.speed.records import record_struct
 from lambdapipe.speed.sink import ConfirmedProducer
 
 SESSION_COLUMNS: Final = (
@@ -45,7 +46,7 @@ def handoff_schema() -> StructType:
 
 @functools.cache
 def _arrow_schema() -> pa.Schema:
-    return pa.schema([pa.field(f.name, arrow_type(f.dataType)) for f in handoff_schema()])
+    return to_arrow_schema(handoff_schema())
 
 
 def encode(events: pa.Table) -> list[bytes]:

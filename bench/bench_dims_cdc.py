@@ -32,9 +32,9 @@ from lambdapipe.generator.population import TIERS, users
 from lambdapipe.ingest import cdc
 from lambdapipe.ingest.db import connect_app
 from lambdapipe.ingest.load import USER_COLUMNS, load_dimensions
-from lambdapipe.runtime.services.kafka import quiet
 from lambdapipe.runtime.stack import Stack
 from lambdapipe.settings import Settings, ensure_local_secrets
+from lambdapipe.topics import quiet
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE_CDC_ROWS_PER_S = 10_245

@@ -42,10 +42,10 @@ from confluent_kafka.admin import NewTopic
 from lambdapipe.generator.run import plan, run
 from lambdapipe.ingest import cdc
 from lambdapipe.ingest.load import load_dimensions
-from lambdapipe.runtime.services.kafka import admin_client, quiet
 from lambdapipe.runtime.stack import Stack
 from lambdapipe.serving.http import HttpStore
 from lambdapipe.settings import Settings, ensure_local_secrets
+from lambdapipe.topics import admin_client, quiet
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from lambdapipe.runtime.services.kafka import quiet
 from lambdapipe.serving.store import ServingStore
 from lambdapipe.settings import Settings
+from lambdapipe.topics import quiet
 
 
 def one(store: ServingStore, sql: str, **params: Any) -> Any:

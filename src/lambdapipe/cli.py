@@ -16,9 +16,9 @@ from rich.table import Table
 
 from lambdapipe.contracts.cli import app as schemas_app
 from lambdapipe.demo.cli import app as demo_app
+from lambdapipe.errors import Problem
 from lambdapipe.generator.cli import app as generator_app
 from lambdapipe.ingest.cli import cdc_app, dims_app
-from lambdapipe.runtime.process import RuntimeProblem
 from lambdapipe.runtime.stack import Stack, status_dicts, with_kafka_nodes
 from lambdapipe.serving.cli import app as serving_app
 from lambdapipe.settings import get_settings
@@ -52,13 +52,13 @@ R = TypeVar("R")
 
 
 def friendly(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn a RuntimeProblem into a readable message and exit code 1, never a stack trace."""
+    """Turn a Problem into a readable message and exit code 1, never a stack trace."""
 
     @wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except RuntimeProblem as problem:
+        except Problem as problem:
             err.print(f"[bold red]error:[/] {problem}")
             if problem.log_tail:
                 err.print(Panel(problem.log_tail, title="last log lines", border_style="red"))

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Profile = Literal["local", "cluster"]
+StoreBackend = Literal["embedded", "server"]
 
 SECRET_FIELDS = (
     "POSTGRES__ADMIN_PASSWORD",
@@ -69,6 +70,16 @@ class KafkaSettings(_Section):
     # empty: `<events_topic>.accepted`
     accepted_topic: str = ""
     cdc_topic_prefix: str = "shop"
+    # replication of lambdapipe's topics; 0: from the local node count (3 nodes: 3 and 2)
+    replication_factor: int = 0
+    min_insync_replicas: int = 0
+
+    @property
+    def replication(self) -> tuple[int, int]:
+        """(replication factor, min.insync.replicas) of lambdapipe's topics."""
+        rf = self.replication_factor or (3 if self.nodes >= 3 else 1)
+        min_isr = self.min_insync_replicas or max(1, rf - 1)
+        return rf, min_isr
 
     @property
     def accepted(self) -> str:
@@ -159,7 +170,8 @@ class ServingSettings(_Section):
     backend `server`, every process talks to the ClickHouse server at `server_url` directly.
     """
 
-    backend: Literal["embedded", "server"] = "embedded"
+    # empty: the profile's choice (resources.py): embedded locally, a server on a cluster
+    backend: StoreBackend | None = None
     # chdb data directory; defaults to <home>/data/serving
     data_dir: Path | None = None
     host: str = "127.0.0.1"
@@ -190,8 +202,8 @@ class SpeedSettings(_Section):
     event the job accepts as on time can fall behind the watermark (docs/speed.md).
     """
 
-    # local[*] by default; a cluster URL (spark://, k8s://) by configuration
-    master: str = "local[*]"
+    # empty: the profile's choice (resources.py, local[*] locally); spark:// or k8s:// URLs
+    master: str = ""
     trigger_interval: str = "2 seconds"
     max_offsets_per_trigger: int = 200_000
     # a local directory or an s3a:// URL; defaults to <home>/data/speed/checkpoints
@@ -282,6 +294,34 @@ class Settings(BaseSettings):
     @property
     def conf_dir(self) -> Path:
         return self.home / "conf"
+
+
+def as_environment(settings: Settings) -> dict[str, str]:
+    """Every setting as the `LAMBDAPIPE_*` variables that rebuild `settings` in a child process.
+
+    The whole object, not a chosen few: a setting left out would silently fall back to its
+    default in the child. Ports are written already shifted, with `PORT_OFFSET=0`.
+    """
+    env: dict[str, str] = {}
+
+    def put(name: str, value: object) -> None:
+        if value is None:
+            return
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[f"LAMBDAPIPE_{name.upper()}"] = str(value)
+
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, BaseModel):
+            for field in type(value).model_fields:
+                put(f"{name}__{field}", getattr(value, field))
+        else:
+            put(name, value)
+    env["LAMBDAPIPE_PORT_OFFSET"] = "0"
+    return env
 
 
 def secrets_file(home: Path) -> Path:

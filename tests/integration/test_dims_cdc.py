@@ -23,9 +23,9 @@ from lambdapipe.ingest.churn import ChurnResult, churn
 from lambdapipe.ingest.db import connect_app
 from lambdapipe.ingest.load import load_dimensions
 from lambdapipe.ingest.lookup import DimensionLookup
-from lambdapipe.runtime.services.kafka import quiet
 from lambdapipe.runtime.stack import Stack
 from lambdapipe.settings import Settings
+from lambdapipe.topics import quiet
 from tests.integration.conftest import LIB
 
 pytestmark = pytest.mark.integration

@@ -14,8 +14,8 @@ from confluent_kafka.admin import NewTopic
 
 from lambdapipe.generator.run import RunConfig, plan, run
 from lambdapipe.generator.sinks import transactions_path
-from lambdapipe.runtime.services.kafka import admin_client, quiet
 from lambdapipe.settings import Settings
+from lambdapipe.topics import admin_client, quiet
 
 pytestmark = pytest.mark.integration
 EVENTS = 4_000

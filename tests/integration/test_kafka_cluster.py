@@ -12,8 +12,8 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import ConfigResource
 
-from lambdapipe.runtime.services.kafka import admin_client, quiet
 from lambdapipe.runtime.stack import Stack
+from lambdapipe.topics import admin_client, quiet
 from tests.integration.conftest import PORT_OFFSET, STACK_NAME, stack_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

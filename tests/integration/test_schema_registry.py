@@ -22,7 +22,7 @@ from lambdapipe.contracts.subjects import (
     register_all,
     subjects,
 )
-from lambdapipe.runtime.process import RuntimeProblem
+from lambdapipe.errors import Problem
 from lambdapipe.settings import Settings
 from tests.integration.conftest import LIB
 
@@ -110,5 +110,5 @@ def test_breaking_changes_are_refused(registered: Settings, tmp_path: Path, edit
 
     client = RegistryClient(registered.registry.ccompat)
     subject = f"{registered.kafka.transactions_topic}-value"
-    with pytest.raises(RuntimeProblem, match="refuses this schema as incompatible"):
+    with pytest.raises(Problem, match="refuses this schema as incompatible"):
         client.register(subject, inline("entities/transaction.json", SchemaRegistry(root)))

@@ -33,11 +33,11 @@ from lambdapipe.generator.run import Summary, plan, run
 from lambdapipe.ingest import cdc
 from lambdapipe.ingest.db import connect_app
 from lambdapipe.ingest.load import load_dimensions
-from lambdapipe.runtime.services.kafka import admin_client, quiet
 from lambdapipe.runtime.stack import Stack
 from lambdapipe.serving.ddl import MATERIALIZED_VIEWS, TABLES
 from lambdapipe.serving.http import HttpStore
 from lambdapipe.settings import Settings
+from lambdapipe.topics import admin_client, quiet
 from tests import pipeline_checks as checks
 from tests.integration.conftest import LIB, PORT_OFFSET
 

@@ -12,12 +12,12 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import NewTopic
 
-from lambdapipe.runtime.services.connect import DEBEZIUM_POSTGRES
-from lambdapipe.runtime.services.kafka import admin_client, quiet
+from lambdapipe.ingest.cdc import DEBEZIUM_POSTGRES
+from lambdapipe.resources import Resources
 from lambdapipe.runtime.services.postgres import Postgres
-from lambdapipe.runtime.services.s3proxy import s3_client
 from lambdapipe.runtime.stack import Stack
 from lambdapipe.settings import Settings
+from lambdapipe.topics import admin_client, quiet
 
 pytestmark = pytest.mark.integration
 
@@ -163,7 +163,7 @@ def test_apicurio_registers_and_serves_a_schema(settings: Settings) -> None:
 
 
 def test_s3proxy_round_trips_an_object(settings: Settings) -> None:
-    client = s3_client(settings)
+    client = Resources(settings).s3_client()
     key = f"test/{uuid.uuid4()}.bin"
     body = bytes(range(256)) * 4096
     client.put_object(Bucket=settings.s3.bucket, Key=key, Body=body)

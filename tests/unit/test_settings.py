@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -67,9 +68,9 @@ def test_three_nodes_replicate_three_ways(tmp_path: Path) -> None:
 
 
 def test_kafka_node_count_is_checked(tmp_path: Path) -> None:
-    from lambdapipe.runtime.process import RuntimeProblem
+    from lambdapipe.errors import Problem
 
-    with pytest.raises(RuntimeProblem, match="1 or 3"):
+    with pytest.raises(Problem, match="1 or 3"):
         with_kafka_nodes(Settings(home=tmp_path), 2)
 
 
@@ -87,3 +88,39 @@ def test_no_credential_literal_in_code() -> None:
         if CREDENTIAL.search(line)
     ]
     assert offenders == []
+
+
+def test_a_setting_changed_in_the_parent_reaches_the_demos_children(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from lambdapipe.demo.run import DemoConfig
+    from lambdapipe.runtime.stack import Stack
+
+    monkeypatch.setenv("LAMBDAPIPE_HOME", str(tmp_path))
+    monkeypatch.setenv("LAMBDAPIPE_PORT_OFFSET", "300")
+    # settings no hand-picked list ever carried to the children
+    monkeypatch.setenv("LAMBDAPIPE_SPEED__TRIGGER_INTERVAL", "7 seconds")
+    monkeypatch.setenv("LAMBDAPIPE_SERVING__RETENTION_DAYS", "9")
+    parent = DemoConfig(lateness_s=77).speed_settings(get_settings())
+    show = "from lambdapipe.settings import get_settings; print(get_settings().model_dump_json())"
+    for service in Stack(parent).select(["serving", "speed"]):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDAPIPE_")}
+        child = subprocess.run(
+            [sys.executable, "-c", show],
+            env={**env, **service.env()},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        seen = json.loads(child.stdout)
+        assert seen["speed"]["trigger_interval"] == "7 seconds", service.name
+        assert seen["speed"]["lateness_s"] == 77, service.name
+        assert seen["serving"]["retention_days"] == 9
+        assert seen["serving"]["port"] == parent.serving.port
+        expected = json.loads(parent.model_dump_json())
+        expected["port_offset"] = 0  # the ports arrive already shifted
+        assert seen == expected

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from lambdapipe.contracts.registry import SchemaRegistry, default_registry
-from lambdapipe.runtime.process import RuntimeProblem
+from lambdapipe.errors import Problem
 from lambdapipe.settings import Settings
 
 # consumers on a new schema must read every older record still in the topics
@@ -87,7 +87,7 @@ class RegistryClient:
                 timeout=30,
             )
         except httpx.HTTPError as exc:
-            raise RuntimeProblem(
+            raise Problem(
                 f"the schema registry does not answer at {self.base_url}: {exc}",
                 hint="is the stack up (`lambdapipe up`)? is LAMBDAPIPE_REGISTRY__URL right?",
             ) from exc
@@ -96,17 +96,17 @@ class RegistryClient:
         """Set the subject's compatibility level, then register (idempotent); the schema id."""
         config = self._call("PUT", f"/config/{subject}", {"compatibility": COMPATIBILITY})
         if config.status_code != 200:
-            raise RuntimeProblem(f"setting compatibility of {subject} failed: {config.text}")
+            raise Problem(f"setting compatibility of {subject} failed: {config.text}")
         body = {"schemaType": "JSON", "schema": json.dumps(schema)}
         response = self._call("POST", f"/subjects/{subject}/versions", body)
         if response.status_code == 409:
-            raise RuntimeProblem(
+            raise Problem(
                 f"{subject}: the registry refuses this schema as incompatible "
                 f"({COMPATIBILITY}): {response.json().get('message', response.text)}",
                 hint="run `lambdapipe schemas check` for details; evolve compatibly",
             )
         if response.status_code != 200:
-            raise RuntimeProblem(f"registering {subject} failed: {response.text[:500]}")
+            raise Problem(f"registering {subject} failed: {response.text[:500]}")
         return int(response.json()["id"])
 
     def check(self, subject: str, schema: Mapping[str, Any]) -> SubjectCheck:
@@ -120,7 +120,7 @@ class RegistryClient:
             {"schemaType": "JSON", "schema": json.dumps(schema)},
         )
         if response.status_code != 200:
-            raise RuntimeProblem(f"checking {subject} failed: {response.text[:500]}")
+            raise Problem(f"checking {subject} failed: {response.text[:500]}")
         result = response.json()
         return SubjectCheck(
             subject,

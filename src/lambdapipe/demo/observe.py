@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from lambdapipe.serving import open_store
+from lambdapipe.resources import Resources
 from lambdapipe.settings import Settings
 
 
@@ -37,7 +37,7 @@ class Observer:
 
     def snapshot(self) -> Snapshot:
         """Counts now, and how far the newest event is behind the clock."""
-        with open_store(self.settings) as store:
+        with Resources(self.settings).store() as store:
             counts = store.query_rows(
                 "SELECT (SELECT count() FROM user_events_realtime) AS events,"
                 " (SELECT count() FROM transactions_realtime) AS transactions,"
@@ -63,7 +63,7 @@ class Observer:
 
     def freshness_percentiles(self) -> dict[str, float | None]:
         """p50/p95 of event time to written (`ingested_at`) of the events written since `since`."""
-        with open_store(self.settings) as store:
+        with Resources(self.settings).store() as store:
             row = store.query_rows(
                 "SELECT quantiles(0.5, 0.95)(dateDiff('millisecond', timestamp, ingested_at))"
                 " AS q, count() AS n FROM user_events_realtime"

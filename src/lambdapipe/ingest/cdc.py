@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import psycopg
 
+from lambdapipe.errors import Problem
 from lambdapipe.ingest.db import connect_debezium
-from lambdapipe.runtime.process import RuntimeProblem
-from lambdapipe.runtime.services.connect import DEBEZIUM_POSTGRES
 from lambdapipe.settings import Settings
 
+DEBEZIUM_POSTGRES = "io.debezium.connector.postgresql.PostgresConnector"
 CONNECTOR = "lambdapipe-dims"
 SLOT = "lambdapipe_dims"
 PUBLICATION = "lambdapipe_dims"  # created by migrations/0001_dimensions.sql
@@ -85,7 +85,7 @@ def _connect_api(settings: Settings, method: str, path: str, **kwargs: Any) -> h
     try:
         return httpx.request(method, url, timeout=60, **kwargs)
     except httpx.HTTPError as exc:
-        raise RuntimeProblem(
+        raise Problem(
             f"Kafka Connect does not answer at {settings.connect.endpoint}: {exc}",
             hint="is the stack up (`lambdapipe up`)? is LAMBDAPIPE_CONNECT__URL right?",
         ) from exc
@@ -98,7 +98,7 @@ def register(settings: Settings) -> dict[str, Any]:
             "SELECT count(*) FROM pg_publication_tables WHERE pubname = %s", (PUBLICATION,)
         ).fetchone()
         if not row or row[0] == 0:
-            raise RuntimeProblem(
+            raise Problem(
                 f"publication {PUBLICATION} is missing or empty",
                 hint="load the dimensions first: `lambdapipe dims load`",
             )
@@ -115,10 +115,10 @@ def register(settings: Settings) -> dict[str, Any]:
             for c in validation.json()["configs"]
             if c["value"]["errors"]
         ]
-        raise RuntimeProblem("the connector configuration is invalid: " + " | ".join(errors))
+        raise Problem("the connector configuration is invalid: " + " | ".join(errors))
     response = _connect_api(settings, "PUT", f"/connectors/{CONNECTOR}/config", json=config)
     if response.status_code not in (200, 201):
-        raise RuntimeProblem(f"registering {CONNECTOR} failed: {response.text[:500]}")
+        raise Problem(f"registering {CONNECTOR} failed: {response.text[:500]}")
     return dict(response.json())
 
 

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from lambdapipe.errors import Problem
 from lambdapipe.generator.population import TIERS
 from lambdapipe.ingest.db import connect_app
-from lambdapipe.runtime.process import RuntimeProblem
 from lambdapipe.settings import Settings
 
 KINDS: tuple[str, ...] = ("tier", "price", "deactivate", "new_user")
@@ -63,7 +63,7 @@ def churn(
             str(r[0]) for r in conn.execute("SELECT product_id FROM products").fetchall()
         ]
         if not user_ids or not product_ids:
-            raise RuntimeProblem("no dimensions to churn", hint="run `lambdapipe dims load` first")
+            raise Problem("no dimensions to churn", hint="run `lambdapipe dims load` first")
         n = 0
         while (changes is None or n < changes) and (
             duration_s is None or time.monotonic() - began < duration_s

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from lambdapipe.runtime.process import RuntimeProblem
+from lambdapipe.errors import Problem
 from lambdapipe.settings import Settings
 
 
@@ -38,7 +38,7 @@ def _connect(
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         where = f"{pg.host}:{pg.port}/{pg.app_database}"
-        raise RuntimeProblem(
+        raise Problem(
             f"cannot connect to PostgreSQL {where} as {user}: {reason}",
             hint="is the stack up (`lambdapipe up`)? are LAMBDAPIPE_POSTGRES__* right?",
         ) from exc

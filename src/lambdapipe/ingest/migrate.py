@@ -13,8 +13,8 @@ from importlib.resources import files
 
 from psycopg import sql
 
+from lambdapipe.errors import Problem
 from lambdapipe.ingest.db import connect_app
-from lambdapipe.runtime.process import RuntimeProblem
 from lambdapipe.settings import Settings
 
 # Serialises concurrent `migrate` calls (any constant, the same for every caller).
@@ -60,7 +60,7 @@ def migrate(settings: Settings) -> list[str]:
         for migration in migrations():
             if migration.version in done:
                 if done[migration.version] != migration.checksum:
-                    raise RuntimeProblem(
+                    raise Problem(
                         f"migration {migration.version}_{migration.name} changed after it was "
                         "applied",
                         hint="add a new migration instead of editing an applied one",

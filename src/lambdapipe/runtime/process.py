@@ -14,15 +14,7 @@ from pathlib import Path
 
 import psutil
 
-
-class RuntimeProblem(Exception):
-    """An error the user can act on; the CLI prints it without a stack trace."""
-
-    def __init__(self, message: str, hint: str = "", log_tail: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
-        self.log_tail = log_tail
-
+from lambdapipe.errors import Problem
 
 # Processes started by this Python process: kept so they are reaped when they exit (no
 # zombies) and so Popen does not warn about a detached child it still sees running.
@@ -125,7 +117,7 @@ class ManagedProcess:
                     user=user,
                 )
             except FileNotFoundError as exc:
-                raise RuntimeProblem(
+                raise Problem(
                     f"{self.name}: cannot run {argv[0]}: not found",
                     hint="run `make setup` to install what is missing",
                 ) from exc

@@ -8,7 +8,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
-from lambdapipe.runtime.process import RuntimeProblem, port_owner, tail
+from lambdapipe.errors import Problem
+from lambdapipe.resources import Resources
+from lambdapipe.runtime.process import port_owner, tail
 from lambdapipe.runtime.services.base import Service
 from lambdapipe.runtime.services.connect import KafkaConnect
 from lambdapipe.runtime.services.kafka import KafkaNode
@@ -48,8 +50,8 @@ def services(settings: Settings) -> list[Service]:
 
 class Stack:
     def __init__(self, settings: Settings) -> None:
-        if settings.profile != "local":
-            raise RuntimeProblem(
+        if not Resources(settings).manages_local_stack:
+            raise Problem(
                 f"profile {settings.profile!r} uses external services; "
                 "`up`/`down` only manage the local stack",
                 hint="unset LAMBDAPIPE_PROFILE (or set it to local)",
@@ -66,7 +68,7 @@ class Stack:
             wanted |= {s.name for s in self.services if isinstance(s, KafkaNode)}
         unknown = wanted - {s.name for s in self.services} - {"kafka"}
         if unknown:
-            raise RuntimeProblem(f"unknown service(s): {', '.join(sorted(unknown))}")
+            raise Problem(f"unknown service(s): {', '.join(sorted(unknown))}")
         return [s for s in self.services if s.name in wanted]
 
     def up(self, names: Iterable[str] | None = None, progress: Progress = print) -> list[str]:
@@ -90,7 +92,7 @@ class Stack:
         while pending:
             wave = [s for s in pending if set(s.depends_on) <= ready]
             if not wave:
-                raise RuntimeProblem(
+                raise Problem(
                     "cannot start " + ", ".join(s.name for s in pending) + ": dependencies down"
                 )
             for service in wave:
@@ -115,7 +117,7 @@ class Stack:
                 time.sleep(0.2)
                 owner = port_owner(port)
             if owner is not None:
-                raise RuntimeProblem(
+                raise Problem(
                     f"{service.name}: port {port} is already in use by {owner}",
                     hint="stop that process, or move lambdapipe's ports with "
                     "LAMBDAPIPE_PORT_OFFSET=<n> (or the service's own LAMBDAPIPE_*__PORT)",
@@ -125,14 +127,14 @@ class Stack:
         deadline = time.monotonic() + self.settings.ready_timeout_s
         while time.monotonic() < deadline:
             if service.process.exited():
-                raise RuntimeProblem(
+                raise Problem(
                     f"{service.name} exited while starting (log: {service.log_file})",
                     log_tail=tail(service.log_file),
                 )
             if service.ready():
                 return
             time.sleep(0.25)
-        raise RuntimeProblem(
+        raise Problem(
             f"{service.name} did not become ready within {self.settings.ready_timeout_s:.0f}s "
             f"(log: {service.log_file})",
             hint="the service is left running for inspection; `lambdapipe down` stops it",
@@ -156,7 +158,7 @@ class Stack:
                     stopped.append(service.name)
         if purge:
             if names is not None:
-                raise RuntimeProblem("--purge removes the whole stack's data; give no service")
+                raise Problem("--purge removes the whole stack's data; give no service")
             for directory in (
                 self.settings.data_dir,
                 self.settings.log_dir,
@@ -187,7 +189,7 @@ class Stack:
             else:
                 try:
                     state = "running" if service.ready() else "starting"
-                except RuntimeProblem:
+                except Problem:
                     state = "unhealthy"
             result.append(
                 ServiceStatus(
@@ -214,6 +216,6 @@ def with_kafka_nodes(settings: Settings, nodes: int | None) -> Settings:
             return settings
         nodes = int(json.loads(marker.read_text())["nodes"])
     if nodes not in (1, 3):
-        raise RuntimeProblem(f"--kafka-nodes must be 1 or 3, not {nodes}")
+        raise Problem(f"--kafka-nodes must be 1 or 3, not {nodes}")
     kafka = settings.kafka.model_copy(update={"nodes": nodes})
     return settings.model_copy(update={"kafka": kafka})

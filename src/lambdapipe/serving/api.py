@@ -1,7 +1,8 @@
 """The serving API: dashboard queries as JSON, read-only SQL, the dashboard page and metrics.
 
-`create_app(store)` serves any `ServingStore`. When the store is the embedded one, the app also
-mounts `clickhouse.router`, the ClickHouse-style HTTP endpoint other processes use.
+`create_app(store)` serves any `ServingStore`. When this process owns an embedded engine
+(`store_endpoint=True`), the app also mounts the ClickHouse-style HTTP endpoint other processes
+use to reach it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from pydantic import BaseModel
 
 from lambdapipe.serving import queries
 from lambdapipe.serving.dashboard import dashboard_html
-from lambdapipe.serving.embedded import EmbeddedStore
 from lambdapipe.serving.store import ReadOnlyViolation, ServingStore, StoreError
 
 # Literals (not built from the contracts) so OpenAPI lists them; a test checks them against it.
@@ -143,7 +143,7 @@ def api_router(store: ServingStore) -> APIRouter:
     return router
 
 
-def create_app(store: ServingStore, backend: str = "embedded") -> FastAPI:
+def create_app(store: ServingStore, backend: str, *, store_endpoint: bool = False) -> FastAPI:
     """The FastAPI app serving `store`: API, dashboard, /health, /metrics (+ /clickhouse/)."""
     app = FastAPI(
         title="lambdapipe serving API",
@@ -190,7 +190,7 @@ def create_app(store: ServingStore, backend: str = "embedded") -> FastAPI:
         return dashboard_html()
 
     app.include_router(api_router(store))
-    if isinstance(store, EmbeddedStore):
+    if store_endpoint:
         from lambdapipe.serving.clickhouse import clickhouse_router
 
         app.include_router(clickhouse_router(store))

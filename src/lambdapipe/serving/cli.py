@@ -38,8 +38,7 @@ def serve(
     """Serve the API, the dashboard and (embedded backend) the ClickHouse HTTP endpoint."""
     import uvicorn
 
-    from lambdapipe.serving import data_dir as default_data_dir
-    from lambdapipe.serving import open_store
+    from lambdapipe.resources import Resources, serving_data_dir
     from lambdapipe.serving.api import create_app
 
     settings = get_settings()
@@ -47,21 +46,24 @@ def serve(
         update={
             "port": port or settings.serving.port,
             "host": host or settings.serving.host,
-            "data_dir": data_dir or default_data_dir(settings),
+            "data_dir": data_dir or serving_data_dir(settings),
         }
     )
     settings = settings.model_copy(update={"serving": serving})
-    store = open_store(settings, owner=True)
+    resources = Resources(settings)
+    endpoint = resources.serves_store_endpoint
+    store = resources.store(owner=True)
     store.create_schema(serving.retention_days)
     target = write_prometheus_target(settings, serving.host, serving.port)
     console.print(
-        f"[bold]serving[/] {serving.backend} store at {serving.data_dir or serving.server_url}\n"
+        f"[bold]serving[/] {resources.store_backend} store at {resources.store_location}\n"
         f"  dashboard   {serving.endpoint}/\n  API docs    {serving.endpoint}/docs\n"
-        f"  ClickHouse  {serving.endpoint}/clickhouse/\n  Prometheus  {target}"
+        + (f"  ClickHouse  {serving.endpoint}/clickhouse/\n" if endpoint else "")
+        + f"  Prometheus  {target}"
     )
     try:
         uvicorn.run(
-            create_app(store, serving.backend),
+            create_app(store, resources.store_backend, store_endpoint=endpoint),
             host=serving.host,
             port=serving.port,
             log_level="warning",
@@ -73,10 +75,10 @@ def serve(
 @query_app.command("sql")
 def sql(statement: Annotated[str, typer.Argument(help="one SELECT statement")]) -> None:
     """Run one read-only SELECT on the serving store; print rows as JSON."""
-    from lambdapipe.serving import open_store
+    from lambdapipe.resources import Resources
     from lambdapipe.serving.store import StoreError
 
-    with open_store(get_settings()) as store:
+    with Resources(get_settings()).store() as store:
         try:
             table = store.query_readonly(statement)
         except StoreError as exc:

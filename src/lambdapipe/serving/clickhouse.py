@@ -16,8 +16,7 @@ import pyarrow.ipc as ipc
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from lambdapipe.serving.embedded import EmbeddedStore
-from lambdapipe.serving.store import ReadOnlyViolation, StoreError
+from lambdapipe.serving.store import ReadOnlyViolation, ServingStore, StoreError
 
 _INSERT: Final = re.compile(
     r"\s*INSERT\s+INTO\s+`?(?P<table>\w+)`?\s*(?:\((?P<columns>[^)]*)\))?\s*"
@@ -39,8 +38,8 @@ def _error(exc: StoreError, status: int) -> Response:
     return Response(f"{exc}\n", status_code=status, headers=headers, media_type="text/plain")
 
 
-def clickhouse_router(store: EmbeddedStore) -> APIRouter:
-    """`/clickhouse/`: a ClickHouse HTTP interface subset over the embedded store."""
+def clickhouse_router(store: ServingStore) -> APIRouter:
+    """`/clickhouse/`: a ClickHouse HTTP interface subset over the store this process owns."""
     router = APIRouter(prefix="/clickhouse", include_in_schema=False)
 
     def handle(url_params: dict[str, str], body: bytes) -> Response:

@@ -82,6 +82,17 @@ class HttpStore(ServingStore):
             return pa.table({})
         return ipc.open_stream(content).read_all()
 
+    def query_bytes(self, sql: str, fmt: str, bound: dict[str, str]) -> bytes:
+        """Relay a query; the server's bytes in format `fmt`."""
+        query = {"query": sql, "default_format": fmt, **{f"param_{k}": v for k, v in bound.items()}}
+        try:
+            response = self._client.post(self.url, params=query)
+        except httpx.HTTPError as exc:
+            raise StoreError(f"ClickHouse at {self.url} unreachable: {exc}") from exc
+        if response.status_code != httpx.codes.OK:
+            raise StoreError(response.text.strip() or f"HTTP {response.status_code}")
+        return response.content
+
     def insert_arrow(self, table: str, data: pa.Table, dedup_token: str | None = None) -> int:
         """POST `data` as an Arrow stream; the token goes as `insert_deduplication_token`."""
         columns = ", ".join(f"`{check_identifier(name)}`" for name in data.column_names)

@@ -2,7 +2,7 @@
 
 Two adapters implement it: `embedded.EmbeddedStore` (chdb, in the `lambdapipe serve` process)
 and `http.HttpStore` (the ClickHouse HTTP interface, of a server or of `lambdapipe serve`).
-Business code sees only this interface and `open_store`.
+Business code sees only this interface; `lambdapipe.resources` picks the adapter.
 """
 
 from __future__ import annotations
@@ -82,6 +82,11 @@ class ServingStore(ABC):
     @abstractmethod
     def query_arrow(self, sql: str, params: Params | None = None) -> pa.Table:
         """Run a query with `{name:Type}` parameters bound from `params`; the result as Arrow."""
+
+    @abstractmethod
+    def query_bytes(self, sql: str, fmt: str, bound: dict[str, str]) -> bytes:
+        """Run a query with parameters already in ClickHouse's text form; the result in the
+        ClickHouse output format `fmt`, as bytes (what a ClickHouse HTTP endpoint returns)."""
 
     @abstractmethod
     def insert_arrow(self, table: str, data: pa.Table, dedup_token: str | None = None) -> int:

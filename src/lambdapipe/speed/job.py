@@ -27,6 +27,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from lambdapipe.contracts.validate import Limits
 from lambdapipe.serving.store import ServingStore
 from lambdapipe.settings import Settings
+from lambdapipe.spark import checkpoint_root
 from lambdapipe.speed.dead_letters import dead_letter_rows
 from lambdapipe.speed.deduplicate import deduplicate, deduplicate_events
 from lambdapipe.speed.dimensions import TierState
@@ -35,7 +36,6 @@ from lambdapipe.speed.handoff import HandoffProducer, handed_off_events
 from lambdapipe.speed.metrics import SpeedMetrics
 from lambdapipe.speed.records import LATE, classify_records
 from lambdapipe.speed.serving_rows import event_rows, transaction_rows
-from lambdapipe.speed.session import checkpoint_root
 from lambdapipe.speed.sessionize import session_rows, sessionize
 from lambdapipe.speed.sink import DeadLetterProducer, ServingSink, insert_token
 
@@ -408,10 +408,10 @@ def main(
     on_progress: Callable[[RunSummary], None] | None = None,
 ) -> RunSummary:
     """Build the edges from settings, run the job, release everything."""
-    from lambdapipe.runtime.services.kafka import ensure_topics
-    from lambdapipe.serving import open_store
+    from lambdapipe.resources import Resources
+    from lambdapipe.spark import build_spark
     from lambdapipe.speed.metrics import write_prometheus_target
-    from lambdapipe.speed.session import build_spark
+    from lambdapipe.topics import ensure_topics
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for chatty in ("py4j", "httpx"):  # a line per Py4J command and per HTTP request
@@ -421,7 +421,7 @@ def main(
         metrics.serve(settings.speed.metrics_port)
         write_prometheus_target(settings, settings.speed.metrics_port)
     spark = build_spark(settings)
-    store = open_store(settings)
+    store = Resources(settings).store()
     tiers = TierState(settings)
     dlq = DeadLetterProducer(settings.kafka.bootstrap, settings.kafka.dlq_topic)
     handoff = HandoffProducer(settings.kafka.bootstrap, settings.kafka.accepted)

@@ -43,7 +43,7 @@ STRING_PARAMETERS = [
 @pytest.fixture
 def client(store: EmbeddedStore, batch: Batch) -> Iterator[TestClient]:
     load(store, batch)
-    with TestClient(create_app(store)) as test_client:
+    with TestClient(create_app(store, "embedded")) as test_client:
         yield test_client
 
 

@@ -10,7 +10,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 
-from lambdapipe.runtime.process import ManagedProcess, RuntimeProblem
+from lambdapipe.errors import Problem
+from lambdapipe.runtime.process import ManagedProcess
 from lambdapipe.settings import Settings
 
 
@@ -75,7 +76,7 @@ def java_binary() -> str:
     home = os.environ.get("JAVA_HOME")
     java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
     if not java or not Path(java).exists():
-        raise RuntimeProblem("Java 17+ is required and was not found", hint="run `make setup`")
+        raise Problem("Java 17+ is required and was not found", hint="run `make setup`")
     out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
     try:
         version = out.split('"')[1]
@@ -83,7 +84,7 @@ def java_binary() -> str:
     except (IndexError, ValueError):
         major = 0
     if major < 17:
-        raise RuntimeProblem(
+        raise Problem(
             f"Java 17+ is required; {java} is {out.splitlines()[0] if out else 'unknown'}",
             hint="install a JDK 17 (make setup) or point JAVA_HOME at one",
         )
@@ -105,14 +106,14 @@ def jvm_options(heap: str) -> list[str]:
 def classpath(lib: Path) -> str:
     """The jars of one component directory; a clear error when setup has not run."""
     if not lib.is_dir() or not any(lib.glob("*.jar")):
-        raise RuntimeProblem(f"missing JVM artifacts in {lib}", hint="run `make setup`")
+        raise Problem(f"missing JVM artifacts in {lib}", hint="run `make setup`")
     return f"{lib}/*"
 
 
 def jmx_agent(settings: Settings, port: int) -> str:
     jars = sorted((settings.lib_dir / "agents").glob("jmx_prometheus_javaagent-*.jar"))
     if not jars:
-        raise RuntimeProblem("missing the Prometheus JMX exporter agent", hint="run `make setup`")
+        raise Problem("missing the Prometheus JMX exporter agent", hint="run `make setup`")
     return f"-javaagent:{jars[-1]}=127.0.0.1:{port}:{settings.conf_dir / 'jmx-exporter.yaml'}"
 
 

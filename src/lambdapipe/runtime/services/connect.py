@@ -7,7 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from lambdapipe.runtime.process import RuntimeProblem
+from lambdapipe.errors import Problem
+from lambdapipe.ingest.cdc import DEBEZIUM_POSTGRES
 from lambdapipe.runtime.services.base import (
     Service,
     classpath,
@@ -18,10 +19,8 @@ from lambdapipe.runtime.services.base import (
     properties,
     write_if_changed,
 )
-from lambdapipe.runtime.services.kafka import replication
 from lambdapipe.settings import Settings
 
-DEBEZIUM_POSTGRES = "io.debezium.connector.postgresql.PostgresConnector"
 QUIET_LOGGERS = ("org.reflections", "org.apache.kafka.clients", "org.eclipse.jetty")
 
 
@@ -42,7 +41,7 @@ class KafkaConnect(Service):
 
     def prepare(self) -> None:
         c = self.settings.connect
-        rf, _ = replication(self.settings)
+        rf, _ = self.settings.kafka.replication
         self.data_dir.mkdir(parents=True, exist_ok=True)
         write_if_changed(
             self.config_file,
@@ -95,7 +94,7 @@ class KafkaConnect(Service):
                 return False
             classes = {p["class"] for p in response.json()}
             if DEBEZIUM_POSTGRES not in classes:
-                raise RuntimeProblem(
+                raise Problem(
                     "Kafka Connect started without the Debezium PostgreSQL plugin",
                     hint="run `make setup` (it installs .lambdapipe/lib/connect-plugins)",
                 )

@@ -6,15 +6,15 @@ import base64
 import contextlib
 import json
 import subprocess
-import time
 import uuid
 from importlib.resources import files
 from pathlib import Path
 
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
-from lambdapipe.runtime.process import RuntimeProblem, port_open
+from lambdapipe.errors import Problem
+from lambdapipe.runtime.process import port_open
 from lambdapipe.runtime.services.base import (
     Service,
     classpath,
@@ -26,25 +26,12 @@ from lambdapipe.runtime.services.base import (
     write_if_changed,
 )
 from lambdapipe.settings import Settings
+from lambdapipe.topics import ensure_topics, quiet
 
 # rules for brokers and Connect alike (JVM metrics are exported without rules)
 JMX_EXPORTER_CONFIG = files("lambdapipe.runtime") / "conf" / "jmx-exporter.yaml"
 
 QUIET_LOGGERS = ("kafka.log", "kafka.cluster", "org.apache.kafka.storage", "state.change.logger")
-
-
-def replication(settings: Settings) -> tuple[int, int]:
-    """(replication factor, min.insync.replicas) for the stack's node count."""
-    return (3, 2) if settings.kafka.nodes >= 3 else (1, 1)
-
-
-def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient(quiet({"bootstrap.servers": settings.kafka.bootstrap}))
-
-
-def quiet(config: dict[str, str | int | float | bool]) -> dict[str, str | int | float | bool]:
-    """librdkafka client config that does not print connection errors to stderr."""
-    return {"socket.timeout.ms": 3000, "log_level": 0, **config}
 
 
 class KafkaNode(Service):
@@ -74,7 +61,7 @@ class KafkaNode(Service):
 
     def server_properties(self) -> dict[str, object]:
         k = self.settings.kafka
-        rf, min_isr = replication(self.settings)
+        rf, min_isr = k.replication
         voters = ",".join(f"{i}@{k.host}:{k.controller_port(i)}" for i in range(k.nodes))
         return {
             "process.roles": "broker,controller",
@@ -124,7 +111,7 @@ class KafkaNode(Service):
         if marker.exists():
             formatted = json.loads(marker.read_text())["nodes"]
             if formatted != nodes:
-                raise RuntimeProblem(
+                raise Problem(
                     f"the Kafka data was created for {formatted} node(s), not {nodes}",
                     hint="run `lambdapipe down --purge` first to change the number of nodes",
                 )
@@ -160,7 +147,7 @@ class KafkaNode(Service):
             check=False,
         )
         if result.returncode != 0:
-            raise RuntimeProblem(
+            raise Problem(
                 f"{self.name}: formatting the KRaft storage failed",
                 log_tail=(result.stdout + result.stderr)[-3000:],
             )
@@ -192,48 +179,3 @@ class KafkaNode(Service):
     def bootstrap(self) -> None:
         if self.index == self.settings.kafka.nodes - 1:
             ensure_topics(self.settings)
-
-
-def ensure_topics(settings: Settings, timeout_s: float = 60) -> None:
-    """Create lambdapipe's topics if missing, and wait until every partition has a leader.
-
-    Retries while a freshly started cluster is still settling (brokers registering).
-    """
-    k = settings.kafka
-    rf, min_isr = replication(settings)
-    names = (k.events_topic, k.transactions_topic, k.dlq_topic, k.accepted)
-    client = admin_client(settings)
-    deadline = time.monotonic() + timeout_s
-    last_error = ""
-    while time.monotonic() < deadline:
-        topics = client.list_topics(timeout=10).topics
-        missing = [name for name in names if name not in topics]
-        if not missing and all(
-            len(topics[name].partitions) == k.partitions
-            and all(p.leader >= 0 for p in topics[name].partitions.values())
-            for name in names
-        ):
-            return
-        new = [
-            NewTopic(
-                name,
-                num_partitions=k.partitions,
-                replication_factor=rf,
-                config={"min.insync.replicas": str(min_isr), "compression.type": "producer"},
-            )
-            for name in missing
-        ]
-        for name, future in client.create_topics(new, request_timeout=15).items() if new else ():
-            try:
-                future.result()
-            except KafkaException as exc:
-                error = exc.args[0]
-                if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                    continue
-                if not (error.retriable() or error.code() < 0):  # negative codes: client-local
-                    raise RuntimeProblem(f"creating topic {name} failed: {error}") from exc
-                last_error = str(error)
-        time.sleep(0.3)
-    raise RuntimeProblem(
-        f"topics {', '.join(names)} not ready within {timeout_s:.0f}s {last_error}"
-    )

@@ -9,25 +9,7 @@ from __future__ import annotations
 import sys
 
 from lambdapipe.runtime.services.base import Service, http_ok
-from lambdapipe.settings import Settings
-
-
-def child_environment(settings: Settings) -> dict[str, str]:
-    """The variables that make a child process load the same settings as this one."""
-    speed = settings.speed
-    env = {
-        "LAMBDAPIPE_PROFILE": settings.profile,
-        "LAMBDAPIPE_HOME": str(settings.home),
-        "LAMBDAPIPE_PORT_OFFSET": str(settings.port_offset),
-        "LAMBDAPIPE_KAFKA__NODES": str(settings.kafka.nodes),
-        # the event-time rules a caller may have tuned (the demo shortens them)
-        "LAMBDAPIPE_SPEED__LATENESS_S": str(speed.lateness_s),
-        "LAMBDAPIPE_SPEED__MAX_FUTURE_SKEW_S": str(speed.max_future_skew_s),
-        "LAMBDAPIPE_SPEED__SESSION_GAP_S": str(speed.session_gap_s),
-    }
-    if settings.lib_home is not None:
-        env["LAMBDAPIPE_LIB_HOME"] = str(settings.lib_home)
-    return env
+from lambdapipe.settings import Settings, as_environment
 
 
 class _LambdapipeProcess(Service):
@@ -42,7 +24,7 @@ class _LambdapipeProcess(Service):
 
     def env(self) -> dict[str, str]:
         # unbuffered: the log shows progress as it happens
-        return {**child_environment(self.settings), "PYTHONUNBUFFERED": "1"}
+        return {**as_environment(self.settings), "PYTHONUNBUFFERED": "1"}
 
 
 class ServingProcess(_LambdapipeProcess):

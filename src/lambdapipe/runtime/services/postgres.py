@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from lambdapipe.runtime.process import RuntimeProblem
+from lambdapipe.errors import Problem
 from lambdapipe.runtime.services.base import Service, write_if_changed
 
 
@@ -30,7 +30,7 @@ def postgres_bindir() -> Path:
             return bindir
     if found := shutil.which("postgres"):
         return Path(found).parent
-    raise RuntimeProblem("PostgreSQL 15+ server binaries not found", hint="run `make setup`")
+    raise Problem("PostgreSQL 15+ server binaries not found", hint="run `make setup`")
 
 
 class Postgres(Service):
@@ -125,7 +125,7 @@ class Postgres(Service):
         finally:
             pwfile.unlink(missing_ok=True)
         if result.returncode != 0:
-            raise RuntimeProblem("initdb failed", log_tail=result.stdout + result.stderr)
+            raise Problem("initdb failed", log_tail=result.stdout + result.stderr)
         with (self.data_dir / "postgresql.conf").open("a") as conf:
             conf.write("\ninclude_if_exists = 'lambdapipe.conf'\n")
 

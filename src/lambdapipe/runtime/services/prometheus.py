@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from lambdapipe.runtime.process import RuntimeProblem
+from lambdapipe.errors import Problem
 from lambdapipe.runtime.services.base import Service, http_ok, write_if_changed
 
 
@@ -63,7 +63,7 @@ class Prometheus(Service):
     def argv(self) -> list[str]:
         binary = shutil.which("prometheus")
         if binary is None:
-            raise RuntimeProblem("Prometheus is not installed", hint="run `make setup`")
+            raise Problem("Prometheus is not installed", hint="run `make setup`")
         p = self.settings.prometheus
         return [
             binary,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lambdapipe.runtime.process import RuntimeProblem
+from lambdapipe.errors import Problem
 from lambdapipe.runtime.services.base import Service, http_ok, java_binary, jvm_options
 
 
@@ -21,7 +21,7 @@ class ApicurioRegistry(Service):
             (self.settings.lib_dir / "apicurio").glob("apicurio-registry-app-*-runner.jar")
         )
         if not jars:
-            raise RuntimeProblem("Apicurio Registry is not installed", hint="run `make setup`")
+            raise Problem("Apicurio Registry is not installed", hint="run `make setup`")
         return jars[-1]
 
     def prepare(self) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from lambdapipe.resources import Resources
 from lambdapipe.runtime.services.base import (
     Service,
     classpath,
@@ -15,26 +14,6 @@ from lambdapipe.runtime.services.base import (
     properties,
     write_if_changed,
 )
-from lambdapipe.settings import Settings
-
-
-def s3_client(settings: Settings):  # type: ignore[no-untyped-def]
-    """A boto3 S3 client for the configured endpoint (path-style, as S3Proxy needs)."""
-    s3 = settings.s3
-    return boto3.client(
-        "s3",
-        endpoint_url=s3.endpoint,
-        region_name=s3.region,
-        aws_access_key_id=s3.access_key_id,
-        aws_secret_access_key=s3.secret_access_key.get_secret_value(),
-        config=Config(
-            s3={"addressing_style": "path"},
-            retries={"max_attempts": 3},
-            # S3-compatible stores (S3Proxy among them) reject the newer default checksum headers
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        ),
-    )
 
 
 class S3Proxy(Service):
@@ -78,7 +57,7 @@ class S3Proxy(Service):
         return http_ok(self.settings.s3.endpoint)
 
     def bootstrap(self) -> None:
-        client = s3_client(self.settings)
+        client = Resources(self.settings).s3_client()
         try:
             client.head_bucket(Bucket=self.settings.s3.bucket)
         except ClientError:

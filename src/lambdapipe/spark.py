@@ -1,4 +1,4 @@
-"""The SparkSession of the speed layer, built from settings (no downloads: local connector jars)."""
+"""SparkSessions built from settings (no downloads: connector jars installed by `make setup`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from lambdapipe.runtime.process import RuntimeProblem
+from lambdapipe.errors import Problem
+from lambdapipe.resources import Resources
 from lambdapipe.settings import Settings
 
 # The Kafka source and its dependencies, installed by `make setup` into <lib>/spark.
@@ -24,7 +25,7 @@ def kafka_jars(settings: Settings) -> list[Path]:
     jars = sorted(folder.glob("*.jar")) if folder.is_dir() else []
     chosen = [jar for prefix in KAFKA_JARS for jar in jars if jar.name.startswith(prefix)]
     if len(chosen) < len(KAFKA_JARS):
-        raise RuntimeProblem(
+        raise Problem(
             f"Spark's Kafka connector jars are missing from {folder}",
             hint="run `make setup` (it installs them from Maven Central)",
         )
@@ -41,7 +42,7 @@ def build_spark(settings: Settings, app_name: str = "lambdapipe-speed") -> Spark
     """A SparkSession for the speed layer: small shuffles, UTC, Arrow, explicit driver memory."""
     speed = settings.speed
     builder = (
-        SparkSession.builder.master(speed.master)
+        SparkSession.builder.master(Resources(settings).spark_master)
         .appName(app_name)
         .config("spark.jars", ",".join(str(jar) for jar in kafka_jars(settings)))
         .config("spark.driver.memory", speed.driver_memory)

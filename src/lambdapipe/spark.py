@@ -32,12 +32,6 @@ def kafka_jars(settings: Settings) -> list[Path]:
     return chosen
 
 
-def checkpoint_root(settings: Settings) -> str:
-    """Where the streaming queries keep their checkpoints: settings, else <home>/data/speed."""
-    configured = settings.speed.checkpoint_location
-    return configured or str(settings.data_dir / "speed" / "checkpoints")
-
-
 def build_spark(settings: Settings, app_name: str = "lambdapipe-speed") -> SparkSession:
     """A SparkSession for the speed layer: small shuffles, UTC, Arrow, explicit driver memory."""
     speed = settings.speed

@@ -1,62 +1,32 @@
-"""The speed-layer job: two streaming queries from Kafka into the serving store.
+"""The speed-layer job: starts, watches and restarts the two streaming queries, and `main`.
 
-`records`: events and transactions -> validate -> deduplicate -> dead letters to the DLQ and
-`dead_letters_realtime`; accepted records enriched with the tier into `user_events_realtime` and
-`transactions_realtime`; the accepted events also go to the accepted-events topic (`handoff`).
-`sessions`: that topic -> deduplicate -> `session_window` -> `user_sessions_realtime`. Each
-micro-batch writes with tokens `<query id>:<batch id>:<table>`.
+The plans are in `plans.py`, what a micro-batch writes in `writers.py`. The supervisor follows
+each query's progress, accounts for every consumed record (conservation: consumed = written +
+duplicates, checked per micro-batch) and restarts failed queries from their checkpoints.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
-from lambdapipe.contracts.validate import Limits
-from lambdapipe.serving.store import ServingStore
 from lambdapipe.settings import Settings
-from lambdapipe.spark import checkpoint_root
-from lambdapipe.speed.dead_letters import dead_letter_rows
-from lambdapipe.speed.deduplicate import deduplicate, deduplicate_events
 from lambdapipe.speed.dimensions import TierState
-from lambdapipe.speed.enrich import enrich_with_tier
-from lambdapipe.speed.handoff import HandoffProducer, handed_off_events
+from lambdapipe.speed.handoff import HandoffProducer
 from lambdapipe.speed.metrics import SpeedMetrics
-from lambdapipe.speed.records import LATE, classify_records
-from lambdapipe.speed.serving_rows import event_rows, transaction_rows
-from lambdapipe.speed.sessionize import session_rows, sessionize
-from lambdapipe.speed.sink import DeadLetterProducer, ServingSink, insert_token
+from lambdapipe.speed.plans import records_plan, sessions_plan
+from lambdapipe.speed.sink import DeadLetterProducer
+from lambdapipe.speed.writers import RECORDS, SESSIONS, SESSIONS_TABLE, MicroBatchWriter
 
 log = logging.getLogger(__name__)
-
-RECORDS: Final = "records"
-SESSIONS: Final = "sessions"
-EVENTS_TABLE: Final = "user_events_realtime"
-TRANSACTIONS_TABLE: Final = "transactions_realtime"
-SESSIONS_TABLE: Final = "user_sessions_realtime"
-DEAD_LETTERS_TABLE: Final = "dead_letters_realtime"
-
-
-@dataclass
-class BatchOutcome:
-    """What one micro-batch of one query wrote."""
-
-    query: str
-    batch_id: int
-    rows: dict[str, int] = field(default_factory=dict)
-    dead_letters: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,174 +42,32 @@ class RunSummary:
     restarts: int = 0
 
 
-def _freshness_seconds(times: pa.ChunkedArray, now: datetime) -> pa.Array:
-    now_ms = int(now.timestamp() * 1000)
-    millis = pc.cast(pc.cast(times, pa.timestamp("ms", tz="UTC")), pa.int64())
-    return pc.divide(pc.subtract(pa.scalar(now_ms, pa.int64()), millis), 1000.0)
+def checkpoint_root(settings: Settings) -> str:
+    """Where the streaming queries keep their checkpoints: settings, else <home>/data/speed."""
+    configured = settings.speed.checkpoint_location
+    return configured or str(settings.data_dir / "speed" / "checkpoints")
 
 
 class SpeedJob:
-    """Builds, starts, watches and restarts the speed layer's streaming queries."""
+    """Starts, watches and restarts the speed layer's streaming queries."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        spark: SparkSession,
-        store: ServingStore,
-        tiers: TierState,
-        dead_letter_producer: DeadLetterProducer,
-        handoff: HandoffProducer,
-        metrics: SpeedMetrics,
-    ) -> None:
-        speed = settings.speed
+    def __init__(self, settings: Settings, spark: SparkSession, writer: MicroBatchWriter) -> None:
         self.settings = settings
         self.spark = spark
-        self.tiers = tiers
-        self.dlq = dead_letter_producer
-        self.handoff = handoff
-        self.metrics = metrics
-        self.sink = ServingSink(
-            store, speed.store_retry_s, on_retry=lambda t: metrics.store_retries.labels(t).inc()
-        )
-        self.lateness = timedelta(seconds=speed.lateness_s)
-        self.skew = timedelta(seconds=speed.max_future_skew_s)
-        self.limits = Limits(max_future_skew=self.skew)
-        self.gap = timedelta(seconds=speed.session_gap_s)
+        self.writer = writer
+        self.metrics = writer.metrics
         self.checkpoints = checkpoint_root(settings).rstrip("/")
         self.summary = RunSummary()
-        self.outcomes: dict[tuple[str, int], BatchOutcome] = {}
-        self._query_ids: dict[str, str] = {}
-        self._started = threading.Condition()
-        self._lock = threading.Lock()
         self._observed: set[tuple[str, int]] = set()
         self._last_progress: dict[str, str] = {}
-
-    # --- the plans -------------------------------------------------------------------------
-
-    def _source(self, topics: list[str]) -> DataFrame:
-        speed, kafka = self.settings.speed, self.settings.kafka
-        source = (
-            self.spark.readStream.format("kafka")
-            .option("kafka.bootstrap.servers", kafka.bootstrap)
-            .option("subscribe", ",".join(topics))
-            .option("startingOffsets", "earliest")
-            .option("maxOffsetsPerTrigger", str(speed.max_offsets_per_trigger))
-            .option("failOnDataLoss", str(speed.fail_on_data_loss).lower())
-            .load()
-        )
-        # One Spark task per Kafka partition (12 here) pays the Python validator's per-task cost
-        # 12 times a micro-batch; on 2 cores, 2 tasks cut a 7K-event batch from ~6.5 s to ~2.7 s.
-        if speed.source_partitions > 0:
-            source = source.coalesce(speed.source_partitions)
-        return source
-
-    def _classified(self, topics: list[str]) -> DataFrame:
-        kafka = self.settings.kafka
-        return classify_records(
-            self._source(topics),
-            events_topic=kafka.events_topic,
-            transactions_topic=kafka.transactions_topic,
-            lateness=self.lateness,
-            limits=self.limits,
-        )
-
-    def records_plan(self) -> DataFrame:
-        """Events and transactions, validated and deduplicated (dead letters included)."""
-        kafka = self.settings.kafka
-        classified = self._classified([kafka.events_topic, kafka.transactions_topic])
-        return deduplicate(classified, self.lateness, self.skew)
-
-    def sessions_plan(self) -> DataFrame:
-        """Closed sessions of the accepted events the records query handed off."""
-        events = handed_off_events(self._source([self.settings.kafka.accepted]))
-        sessions = sessionize(deduplicate_events(events, self.lateness, self.skew), self.gap)
-        # shaped in the plan: a micro-batch then costs no Py4J calls to build expressions
-        return session_rows(sessions)
-
-    # --- the micro-batches -----------------------------------------------------------------
-
-    def _query_id(self, name: str) -> str:
-        with self._started:
-            self._started.wait_for(lambda: name in self._query_ids, timeout=60)
-            return self._query_ids[name]
-
-    def _write(self, outcome: BatchOutcome, query_id: str, table: str, data: pa.Table) -> None:
-        token = insert_token(query_id, outcome.batch_id, table)
-        written = self.sink.write(table, data, token)
-        outcome.rows[table] = written
-        self.metrics.rows.labels(table).inc(written)
-        time_column = {SESSIONS_TABLE: "session_end", DEAD_LETTERS_TABLE: None}.get(
-            table, "timestamp"
-        )
-        if written and time_column is not None:
-            for age in _freshness_seconds(data[time_column], datetime.now(UTC)).to_pylist():
-                self.metrics.freshness.labels(table).observe(age)
-
-    def write_records(self, batch: DataFrame, batch_id: int) -> None:
-        """One micro-batch of `records`: dead letters, then events and transactions."""
-        query_id = self._query_id(RECORDS)
-        kafka = self.settings.kafka
-        outcome = BatchOutcome(RECORDS, batch_id)
-        began = time.monotonic()
-        self.tiers.refresh()
-        tiers = self.tiers.table()
-        # One Spark job per micro-batch; the split and the enrichment are Arrow on the driver.
-        classified = batch.toArrow()
-        computed = time.monotonic()
-        dead = dead_letter_rows(classified)
-        events = enrich_with_tier(event_rows(classified, kafka.events_topic), tiers)
-        transactions = enrich_with_tier(
-            transaction_rows(classified, kafka.transactions_topic), tiers
-        )
-        # before the store: a batch that fails here is replayed whole, nothing is missed
-        self.handoff.send(events, batch_id)
-        if dead.num_rows:
-            self.dlq.send(dead)
-            self._write(outcome, query_id, DEAD_LETTERS_TABLE, dead.drop_columns(["key"]))
-            for (reason, topic), n in _dead_letter_counts(dead).items():
-                outcome.dead_letters[reason] = outcome.dead_letters.get(reason, 0) + n
-                self.metrics.dead_letters.labels(reason, topic).inc(n)
-                if reason == LATE:
-                    self.metrics.late.inc(n)
-        self._write(outcome, query_id, EVENTS_TABLE, events)
-        self._write(outcome, query_id, TRANSACTIONS_TABLE, transactions)
-        log.info(
-            "records batch %d: %d events, %d transactions, %d dead letters; tiers v%d (%d users);"
-            " computed in %.1f s, written in %.1f s",
-            batch_id,
-            events.num_rows,
-            transactions.num_rows,
-            dead.num_rows,
-            self.tiers.version,
-            len(self.tiers.tiers),
-            computed - began,
-            time.monotonic() - computed,
-        )
-        self._record(outcome)
-
-    def write_sessions(self, batch: DataFrame, batch_id: int) -> None:
-        """One micro-batch of `sessions`: the sessions the watermark closed."""
-        query_id = self._query_id(SESSIONS)
-        outcome = BatchOutcome(SESSIONS, batch_id)
-        self.tiers.refresh()
-        rows = enrich_with_tier(batch.toArrow(), self.tiers.table())
-        self._write(outcome, query_id, SESSIONS_TABLE, rows)
-        self._record(outcome)
-
-    def _record(self, outcome: BatchOutcome) -> None:
-        with self._lock:
-            self.outcomes[(outcome.query, outcome.batch_id)] = outcome
-
-    # --- running ---------------------------------------------------------------------------
 
     def start(self) -> dict[str, StreamingQuery]:
         """Start both queries from their checkpoints."""
         trigger = self.settings.speed.trigger_interval
-        with self._started:
-            self._query_ids.clear()
+        self.writer.forget_queries()
         plans: dict[str, tuple[DataFrame, Callable[[DataFrame, int], None]]] = {
-            RECORDS: (self.records_plan(), self.write_records),
-            SESSIONS: (self.sessions_plan(), self.write_sessions),
+            RECORDS: (records_plan(self.spark, self.settings), self.writer.write_records),
+            SESSIONS: (sessions_plan(self.spark, self.settings), self.writer.write_sessions),
         }
         queries = {}
         for name, (plan, write) in plans.items():
@@ -251,9 +79,7 @@ class SpeedJob:
                 .foreachBatch(write)
                 .start()
             )
-            with self._started:
-                self._query_ids[name] = str(query.id)
-                self._started.notify_all()
+            self.writer.query_started(name, str(query.id))
             queries[name] = query
         return queries
 
@@ -266,8 +92,7 @@ class SpeedJob:
         summary = self.summary
         summary.batches += 1
         summary.dropped_by_watermark += dropped
-        with self._lock:
-            outcome = self.outcomes.pop((name, batch_id), None)
+        outcome = self.writer.take_outcome(name, batch_id)
         if name != RECORDS:
             return
         summary.consumed += consumed
@@ -395,13 +220,6 @@ def _busy(query: StreamingQuery) -> bool:
     return bool(status["isTriggerActive"] and status["isDataAvailable"])
 
 
-def _dead_letter_counts(dead: pa.Table) -> dict[tuple[str, str], int]:
-    grouped = dead.group_by(["reason", "source_topic"]).aggregate([([], "count_all")])
-    return {
-        (str(r["reason"]), str(r["source_topic"])): int(r["count_all"]) for r in grouped.to_pylist()
-    }
-
-
 def main(
     settings: Settings,
     until_idle_s: float | None = None,
@@ -428,7 +246,8 @@ def main(
     try:
         ensure_topics(settings)
         tiers.refresh()
-        job = SpeedJob(settings, spark, store, tiers, dlq, handoff, metrics)
+        writer = MicroBatchWriter(settings, store, tiers, dlq, handoff, metrics)
+        job = SpeedJob(settings, spark, writer)
         return job.run(until_idle_s, on_progress)
     finally:
         handoff.close()

@@ -191,7 +191,7 @@ def create_app(store: ServingStore, backend: str, *, store_endpoint: bool = Fals
 
     app.include_router(api_router(store))
     if store_endpoint:
-        from lambdapipe.serving.clickhouse import clickhouse_router
+        from lambdapipe.serving.endpoint import clickhouse_router
 
         app.include_router(clickhouse_router(store))
 

@@ -41,7 +41,7 @@ class ServingProcess(_LambdapipeProcess):
         return http_ok(f"{self.settings.serving.endpoint}/health")
 
 
-class SpeedJob(_LambdapipeProcess):
+class SpeedProcess(_LambdapipeProcess):
     """`lambdapipe speed run`: the Spark streaming job (ready when its metrics answer)."""
 
     name = "speed"

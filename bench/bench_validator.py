@@ -1,8 +1,5 @@
 """Throughput of `validate_event` against plain `orjson.loads` on the same 1,000,000 events.
 
-Also the batch API (`valid_mask`, one native call per Arrow array) on the same events in
-10,000-record slices, the speed layer's Arrow batch size.
-
 Run: `uv run python bench/bench_validator.py [--events N] [--rounds R]`. Prints JSON and writes
 it to bench/results/validator.json. All loops run in this process on one core, so the ratios are
 meaningful even when absolute numbers vary between machines; the load average at the start and
@@ -19,11 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow as pa
 from rich.progress import Progress
 
 from lambdapipe.contracts import validate_event
-from lambdapipe.contracts.batch import EVENT, valid_mask
 from lambdapipe.contracts.registry import EVENT_TYPES, schemas_dir
 
 SHARES = {
@@ -38,7 +33,6 @@ SHARES = {
     "logout": 1,
 }
 RESULTS = Path(__file__).parent / "results" / "validator.json"
-ARROW_BATCH = 10_000
 
 
 def _uuid(rng: random.Random) -> str:
@@ -81,16 +75,15 @@ def make_events(count: int, seed: int = 7) -> list[bytes]:
     return events
 
 
-def _measure(events: list[bytes], rounds: int, progress: Progress) -> tuple[float, float, float]:
-    """Events per second of orjson.loads, validate_event and valid_mask over the same events.
+def _measure(events: list[bytes], rounds: int, progress: Progress) -> tuple[float, float]:
+    """Events per second of orjson.loads and validate_event over the same events.
 
     The loops alternate chunk by chunk, and each chunk keeps its best time over `rounds`
     rounds, so that load from other processes on the machine affects them alike.
     """
     chunk = 50_000
     chunks = [events[i : i + chunk] for i in range(0, len(events), chunk)]
-    arrays = [pa.array(batch, pa.binary()) for batch in chunks]
-    best = {name: [float("inf")] * len(chunks) for name in ("loads", "validate", "batch")}
+    best = {name: [float("inf")] * len(chunks) for name in ("loads", "validate")}
     task = progress.add_task("orjson.loads vs validate_event", total=rounds * len(events))
     loads = orjson.loads
     for _ in range(rounds):
@@ -102,23 +95,11 @@ def _measure(events: list[bytes], rounds: int, progress: Progress) -> tuple[floa
             for raw in batch:
                 validate_event(raw)
             validated = time.perf_counter()
-            array = arrays[index]
-            masks = [
-                valid_mask(array.slice(start, ARROW_BATCH), EVENT)
-                for start in range(0, len(array), ARROW_BATCH)
-            ]
-            ended = time.perf_counter()
-            if sum(map(sum, masks)) != len(batch):
-                raise SystemExit("valid_mask refused a bench event")
-            for name, seconds in (
-                ("loads", loaded - began),
-                ("validate", validated - loaded),
-                ("batch", ended - validated),
-            ):
+            for name, seconds in (("loads", loaded - began), ("validate", validated - loaded)):
                 best[name][index] = min(best[name][index], seconds)
             progress.advance(task, len(batch))
-    loads_rate, validate_rate, batch_rate = (len(events) / sum(best[n]) for n in best)
-    return loads_rate, validate_rate, batch_rate
+    loads_rate, validate_rate = (len(events) / sum(best[n]) for n in best)
+    return loads_rate, validate_rate
 
 
 def main() -> None:
@@ -135,7 +116,7 @@ def main() -> None:
         raise SystemExit(f"bench events must be valid, got {rejected[0]}")
     load_before = os.getloadavg()[0]
     with Progress() as progress:
-        baseline, validator, batch = _measure(events, args.rounds, progress)
+        baseline, validator = _measure(events, args.rounds, progress)
     result = {
         "events": len(events),
         "rounds": args.rounds,
@@ -143,9 +124,6 @@ def main() -> None:
         "baseline_orjson_events_per_s": round(baseline),
         "validator_events_per_s": round(validator),
         "ratio": round(baseline / validator, 3),
-        "batch_records_per_s": round(batch),
-        "batch_arrow_batch_size": ARROW_BATCH,
-        "batch_ratio": round(baseline / batch, 3),
         "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,6 @@ Built from `native/` (Rust, PyO3). `lambdapipe.contracts.native` writes the conf
 
 from typing import Any
 
-from typing_extensions import Buffer
-
 class Validator:
     """Answers "is this raw record valid?" for the record kinds of a JSON configuration."""
 
@@ -24,20 +22,4 @@ class Validator:
         """`check`, returning the record as `orjson.loads` would when valid, else None.
 
         None also for a valid record holding a nested array or object (not built natively).
-        """
-
-    def check_batch(
-        self,
-        kinds: Buffer,
-        validity: Buffer | None,
-        offsets: Buffer,
-        data: Buffer,
-        offset: int,
-        length: int,
-        limit: str,
-        max_bytes: int,
-    ) -> bytes:
-        """One byte per value of a BinaryArray's buffers (int32 offsets): 1 valid, else 0.
-
-        `kinds` holds one kind number per value; nulls and values over `max_bytes` get 0.
         """

@@ -4,7 +4,6 @@
 //! (`lambdapipe.contracts.native`); this crate knows no field, pattern, enum or limit of its own.
 //! It only answers yes or no: the Python rules name the reason of a rejected record.
 
-mod arrow;
 mod config;
 mod decimal;
 mod json;
@@ -12,12 +11,10 @@ mod objects;
 mod pattern;
 mod record;
 
-use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::arrow::BinaryArray;
 use crate::objects::{objects_of, record_dict, RecordObjects};
 use crate::record::Kind;
 
@@ -27,17 +24,6 @@ struct Validator {
     names: Vec<String>,
     kinds: Vec<Kind>,
     objects: Vec<Vec<RecordObjects>>,
-}
-
-fn contiguous<'b>(buffer: &'b PyUntypedBuffer, what: &str) -> PyResult<&'b [u8]> {
-    if !buffer.is_c_contiguous() {
-        return Err(PyValueError::new_err(format!(
-            "{what}: not a contiguous buffer"
-        )));
-    }
-    // SAFETY: the exporter keeps the memory alive while `buffer` is held, and callers pass
-    // immutable memory (Arrow buffers, bytes).
-    Ok(unsafe { std::slice::from_raw_parts(buffer.buf_ptr().cast::<u8>(), buffer.len_bytes()) })
 }
 
 impl Validator {
@@ -98,63 +84,6 @@ impl Validator {
         let record = accepted.record;
         let objects = &self.objects[kind][record];
         record_dict(py, &rules.records[record], objects, &accepted)
-    }
-
-    /// One byte per value of a `BinaryArray` given by its buffers: 1 when the value is a valid
-    /// record of its kind (`kinds`: one byte per value) of at most `max_bytes` with its event
-    /// time at most `limit`, else 0 (including nulls).
-    #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (kinds, validity, offsets, data, offset, length, limit, max_bytes))]
-    fn check_batch<'py>(
-        &self,
-        py: Python<'py>,
-        kinds: &Bound<'py, PyAny>,
-        validity: Option<&Bound<'py, PyAny>>,
-        offsets: &Bound<'py, PyAny>,
-        data: &Bound<'py, PyAny>,
-        offset: usize,
-        length: usize,
-        limit: &str,
-        max_bytes: usize,
-    ) -> PyResult<Bound<'py, PyBytes>> {
-        let kinds_buffer = PyUntypedBuffer::get(kinds)?;
-        let validity_buffer = validity.map(PyUntypedBuffer::get).transpose()?;
-        let offsets_buffer = PyUntypedBuffer::get(offsets)?;
-        let data_buffer = PyUntypedBuffer::get(data)?;
-        let codes = contiguous(&kinds_buffer, "kinds")?;
-        if codes.len() != length {
-            return Err(PyValueError::new_err(format!(
-                "kinds: {} for {length} values",
-                codes.len()
-            )));
-        }
-        if let Some(&code) = codes.iter().find(|&&c| usize::from(c) >= self.kinds.len()) {
-            return Err(PyIndexError::new_err(format!("no kind {code}")));
-        }
-        let array = BinaryArray {
-            validity: validity_buffer
-                .as_ref()
-                .map(|b| contiguous(b, "validity"))
-                .transpose()?,
-            offsets: contiguous(&offsets_buffer, "offsets")?,
-            data: contiguous(&data_buffer, "data")?,
-            offset,
-            length,
-        }
-        .checked()
-        .map_err(PyValueError::new_err)?;
-        let verdicts = py.detach(|| {
-            (0..length)
-                .map(|i| {
-                    let kind = &self.kinds[usize::from(codes[i])];
-                    let ok = array
-                        .value(i)
-                        .is_some_and(|raw| raw.len() <= max_bytes && kind.accepts(raw, limit));
-                    u8::from(ok)
-                })
-                .collect::<Vec<u8>>()
-        });
-        Ok(PyBytes::new(py, &verdicts))
     }
 }
 

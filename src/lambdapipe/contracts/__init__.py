@@ -2,13 +2,12 @@
 
 The schemas are the single source of truth. This package compiles them once at import time into
 field rules, and derives from those rules the validator (a native check configured from them,
-plus the ordered Python rules that name a rejection's reason), Spark validation expressions, a
-Spark `StructType` and ClickHouse column types.
+plus the ordered Python rules that name a rejection's reason), Spark `StructType`s and
+ClickHouse column types.
 
 This package exports the Python validator; the Spark artifacts live in
 `lambdapipe.contracts.spark` (importing PySpark) and the ClickHouse columns in
-`lambdapipe.contracts.clickhouse`, and the batch verdicts for Arrow arrays in
-`lambdapipe.contracts.batch`. See docs/data-model.md.
+`lambdapipe.contracts.clickhouse`. See docs/data-model.md.
 """
 
 from lambdapipe.contracts.reasons import Reason

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from lambdapipe.demo.observe import Snapshot
 from lambdapipe.demo.run import DEFAULT_FAULTS, DemoConfig, DemoResult, run_demo
+from lambdapipe.demo.traffic import ChurnReport
 from lambdapipe.settings import get_settings
 
 app = typer.Typer(help="Run the whole real-time pipeline on this machine and watch it.")
@@ -27,13 +28,16 @@ def demo(
     faults: Annotated[
         str, typer.Option(help="fault spec (see docs/generator.md)")
     ] = DEFAULT_FAULTS,
+    churn_rate: Annotated[
+        float, typer.Option(help="dimension changes per second while traffic runs (0 = none)")
+    ] = DemoConfig.churn_rate,
     stop: Annotated[bool, typer.Option("--stop", help="stop the stack at the end")] = False,
 ) -> None:
     """Set up, start everything, generate traffic with churn and faults, watch it live."""
     settings = get_settings()
     config = DemoConfig(
         minutes=minutes, rate=rate, users=users, products=products, faults=faults,
-        keep_running=not stop,
+        churn_rate=churn_rate, keep_running=not stop,
     )  # fmt: skip
     dashboard = f"{settings.serving.endpoint}/"
     last = {"at": 0.0, "done": 0}
@@ -80,7 +84,7 @@ def summary(result: DemoResult, dashboard: str, running: bool) -> Group:
     counts.add_row("events accepted", f"{result.final.accepted_events:,}")
     for reason, n in sorted(result.final.dead_letters.items()):
         counts.add_row(f"dead-lettered: {reason}", f"{n:,}")
-    counts.add_row("dimension changes (churn)", f"{result.churned:,}")
+    counts.add_row("dimension changes (churn)", churn_line(result.churn))
     p50, p95 = result.freshness.get("p50"), result.freshness.get("p95")
     counts.add_row("freshness p50 / p95 (event time to written)", f"{_s(p50)} / {_s(p95)}")
 
@@ -107,6 +111,13 @@ def summary(result: DemoResult, dashboard: str, running: bool) -> Group:
         else "The stack is stopped (`lambdapipe up` starts it again; data is kept)."
     )
     return Group(counts, funnel, tiers, after)
+
+
+def churn_line(report: ChurnReport) -> str:
+    """The churn count, and plainly why there is none when churn did not run to its end."""
+    if not report.ran:
+        return f"{report.changes:,} ({report.state})"
+    return f"{report.changes:,}" if report.changes else "0 (ran, but committed no change)"
 
 
 def _s(value: float | None) -> str:

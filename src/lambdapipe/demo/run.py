@@ -10,19 +10,20 @@ stopped (`--stop`), never half-started: a failure or Ctrl-C stops what the demo 
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lambdapipe.contracts.subjects import register_all
 from lambdapipe.demo.observe import Observer, Snapshot
+from lambdapipe.demo.traffic import ChurnReport, run_traffic, stopped_by
+from lambdapipe.errors import Problem
 from lambdapipe.generator.run import Summary, plan
 from lambdapipe.generator.run import run as generate
 from lambdapipe.ingest import cdc
-from lambdapipe.ingest.churn import churn
+from lambdapipe.ingest.churn import ChurnResult, churn
 from lambdapipe.ingest.load import load_dimensions
 from lambdapipe.runtime.stack import Stack
 from lambdapipe.settings import Settings
@@ -67,11 +68,12 @@ class DemoResult:
     funnel: dict[str, Any] = field(default_factory=dict)
     tiers: list[dict[str, Any]] = field(default_factory=list)
     freshness: dict[str, float | None] = field(default_factory=dict)
-    churned: int = 0
+    churn: ChurnReport = field(default_factory=ChurnReport)
     truth_path: Path | None = None
     caught_up: bool = False
 
 
+T = TypeVar("T")
 Say = Callable[[str], None]
 Watch = Callable[[float, int, Snapshot], None]
 
@@ -98,16 +100,24 @@ def prepare(settings: Settings, config: DemoConfig, say: Say) -> Stack:
 
 
 def run_demo(settings: Settings, config: DemoConfig, say: Say, watch: Watch) -> DemoResult:
-    """Run the demo; `watch(elapsed_s, produced_so_far, snapshot)` is called every second."""
-    stack = prepare(settings, config, say)
-    result = DemoResult(truth_path=settings.home / "demo" / "truth.json")
+    """Run the demo; `watch(elapsed_s, produced_so_far, snapshot)` is called every second.
+
+    Any failure stops what the demo started and ends in a one-line Problem, never a trace.
+    """
+    stack = _guarded("start of the stack", lambda: prepare(settings, config, say))
+    result = DemoResult()
     observer = Observer(settings)
     try:
         expected = _traffic(settings, config, result, observer, watch)
-        result.final = _wait_until_processed(observer, expected, watch, time.monotonic())
+        result.final = _guarded(
+            "wait for the speed layer",
+            lambda: _wait_until_processed(observer, expected, watch, time.monotonic()),
+        )
         result.caught_up = result.final.accepted_events + result.final.dead_lettered >= expected
-        result.funnel, result.tiers = observer.funnel(), observer.tiers()
-        result.freshness = observer.freshness_percentiles()
+        result.funnel, result.tiers, result.freshness = _guarded(
+            "read of the results",
+            lambda: (observer.funnel(), observer.tiers(), observer.freshness_percentiles()),
+        )
     except BaseException:
         say("stopping what the demo started")
         stack.down(progress=lambda line: say(f"  {line}"))
@@ -117,13 +127,23 @@ def run_demo(settings: Settings, config: DemoConfig, say: Say, watch: Watch) -> 
     return result
 
 
+def _guarded(what: str, step: Callable[[], T]) -> T:
+    """Run `step`; an unexpected exception becomes a one-line Problem naming `what` failed."""
+    try:
+        return step()
+    except Problem:
+        raise
+    except Exception as exc:
+        raise stopped_by(what, exc, "`lambdapipe status` shows which service is down") from exc
+
+
 def _traffic(
     settings: Settings, config: DemoConfig, result: DemoResult, observer: Observer, watch: Watch
 ) -> int:
     """Generate (and churn) in the background while watching; return the records the store must
     account for (each an accepted row or a dead letter: all but the injected duplicates)."""
-    assert result.truth_path is not None
-    result.truth_path.parent.mkdir(parents=True, exist_ok=True)
+    truth_path = result.truth_path = settings.home / "demo" / "truth.json"
+    truth_path.parent.mkdir(parents=True, exist_ok=True)
     run_config = plan(
         rate=config.rate,
         duration=f"{int(config.minutes * 60)}s",
@@ -134,7 +154,7 @@ def _traffic(
         users=config.users,
         products=config.products,
         faults=config.faults,
-        truth=result.truth_path,
+        truth=truth_path,
     )
     run_config = dataclasses.replace(
         run_config,
@@ -144,40 +164,24 @@ def _traffic(
             "transactions_topic": settings.kafka.transactions_topic,
         },
     )
-    produced = [0]
-    errors: list[BaseException] = []
 
-    def generator() -> None:
-        try:
-            result.produced = generate(run_config, progress=lambda n: _add(produced, n))
-        except BaseException as exc:  # re-raised in the main thread
-            errors.append(exc)
-
-    def churner() -> None:
-        outcome = churn(
-            settings, config.churn_rate, duration_s=config.minutes * 60, seed=config.seed
+    def churner(on_change: Callable[[ChurnResult], None]) -> ChurnResult:
+        return churn(
+            settings,
+            config.churn_rate,
+            duration_s=config.minutes * 60,
+            seed=config.seed,
+            on_change=on_change,
         )
-        result.churned = outcome.total
 
-    threads = [threading.Thread(target=generator, daemon=True)]
-    if config.churn_rate > 0:  # churn's rate 0 would mean "as fast as possible"
-        threads.append(threading.Thread(target=churner, daemon=True))
-    for thread in threads:
-        thread.start()
-    began = time.monotonic()
-    while threads[0].is_alive():
-        watch(time.monotonic() - began, produced[0], observer.snapshot())
-        threads[0].join(1.0)
-    if errors:
-        raise errors[0]
-    for thread in threads[1:]:
-        thread.join(10)
-    assert result.produced is not None
-    return result.produced.records - len(result.produced.truth.duplicates)
-
-
-def _add(counter: list[int], n: int) -> None:
-    counter[0] += n
+    traffic = run_traffic(
+        generate=lambda progress: generate(run_config, progress=progress),
+        # churn's rate 0 would mean "as fast as possible": 0 here means no churn
+        churn=churner if config.churn_rate > 0 else None,
+        look=lambda elapsed, produced: watch(elapsed, produced, observer.snapshot()),
+    )
+    result.produced, result.churn = traffic.produced, traffic.churn
+    return traffic.produced.records - len(traffic.produced.truth.duplicates)
 
 
 def _wait_until_processed(

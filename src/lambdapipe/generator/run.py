@@ -91,8 +91,6 @@ def plan(
     Event time advances 1/rate per event when pacing (event time follows the wall clock); with
     rate 0 it spreads `events` over `duration` when both are given, else 1 ms per event.
     """
-    if events is None and duration is None:
-        raise ValueError("give --events or --duration")
     duration_us = parse_duration(duration) if duration else None
     if rate > 0:
         step_us = 1e6 / rate
@@ -101,7 +99,8 @@ def plan(
     else:
         step_us = DEFAULT_STEP_US
     if events is None:
-        assert duration_us is not None
+        if duration_us is None:
+            raise ValueError("give --events or --duration")
         events = int(duration_us / step_us)
     start_us = parse_time(start) if start else time.time_ns() // 1_000
     return RunConfig(

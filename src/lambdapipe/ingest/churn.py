@@ -12,7 +12,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
+
+import psycopg
 
 from lambdapipe.errors import Problem
 from lambdapipe.generator.population import TIERS
@@ -21,6 +24,8 @@ from lambdapipe.settings import Settings
 
 KINDS: tuple[str, ...] = ("tier", "price", "deactivate", "new_user")
 WEIGHTS: tuple[float, ...] = (0.55, 0.25, 0.05, 0.15)
+# a drawn id that exists is drawn again; this many misses in a row means something is wrong
+NEW_USER_ATTEMPTS = 20
 
 
 @dataclass
@@ -53,8 +58,11 @@ def churn(
     seed: int = 0,
     on_change: Callable[[ChurnResult], None] | None = None,
 ) -> ChurnResult:
-    """Commit `rate` changes per second for `duration_s` seconds or `changes` changes."""
-    rng = random.Random(f"churn:{seed}")  # noqa: S311 (simulation, not security)
+    """Commit `rate` changes per second for `duration_s` seconds or `changes` changes.
+
+    The sequence is a function of the seed and of the shop it starts from: the same seed on the
+    same database repeats itself, and a rerun on a database an earlier run changed draws anew.
+    """
     result = ChurnResult()
     began = time.monotonic()
     with connect_app(settings, autocommit=True) as conn:
@@ -64,47 +72,17 @@ def churn(
         ]
         if not user_ids or not product_ids:
             raise Problem("no dimensions to churn", hint="run `lambdapipe dims load` first")
+        rng = churn_rng(seed, len(user_ids), len(product_ids))
+        shop = Shop(conn, user_ids, set(user_ids), product_ids)
         n = 0
         while (changes is None or n < changes) and (
             duration_s is None or time.monotonic() - began < duration_s
         ):
             kind = rng.choices(KINDS, WEIGHTS)[0]
-            if kind == "tier":
-                user_id = rng.choice(user_ids)
-                row = conn.execute(
-                    "UPDATE users SET tier = CASE tier "
-                    + " ".join(f"WHEN '{t}' THEN %s" for t in TIERS)
-                    + " END WHERE user_id = %s RETURNING updated_at",
-                    (*(next_tier(t, rng) for t in TIERS), user_id),
-                ).fetchone()
-                key = user_id
-            elif kind == "price":
-                key = rng.choice(product_ids)
-                factor = Decimal(rng.randint(80, 120)) / 100
-                row = conn.execute(
-                    "UPDATE products SET price = GREATEST(cost, round(price * %s, 2)) "
-                    "WHERE product_id = %s RETURNING updated_at",
-                    (factor, key),
-                ).fetchone()
-            elif kind == "deactivate":
-                key = rng.choice(user_ids)
-                row = conn.execute(
-                    "UPDATE users SET is_active = false WHERE user_id = %s RETURNING updated_at",
-                    (key,),
-                ).fetchone()
-            else:
-                key = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-                row = conn.execute(
-                    "INSERT INTO users (user_id, email, first_name, last_name, registration_date,"
-                    " country, city, tier) VALUES (%s, %s, 'New', 'Customer', current_date, 'US',"
-                    " 'Chicago', 'bronze') RETURNING updated_at",
-                    (key, f"new.{key}@example.com"),
-                ).fetchone()
-                user_ids.append(key)
-            table = "products" if kind == "price" else "users"
-            if row is not None:
+            change = _commit(CHANGES[kind], shop, rng, result)
+            if change is not None:
                 result.counts[kind] += 1
-                result.changes.append((table, key, row[0].isoformat()))  # type: ignore[attr-defined]
+                result.changes.append(change)
             n += 1
             if on_change:
                 on_change(result)
@@ -115,3 +93,121 @@ def churn(
                     time.sleep(delay)
     result.seconds = time.monotonic() - began
     return result
+
+
+def _commit(
+    make: Callable[[Shop, random.Random], Change | None],
+    shop: Shop,
+    rng: random.Random,
+    result: ChurnResult,
+) -> Change | None:
+    """One change, with a database error turned into a Problem that says how far churn got."""
+    try:
+        return make(shop, rng)
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise Problem(
+            f"churn stopped after {result.total:,} changes: {reason}",
+            hint="check PostgreSQL (`lambdapipe status`, its log under .lambdapipe/logs/)",
+        ) from exc
+
+
+def churn_rng(seed: int, n_users: int, n_products: int) -> random.Random:
+    """The change sequence's generator, seeded by the seed and the size of the shop."""
+    # every earlier run that added users changed the size: a rerun does not replay its inserts
+    return random.Random(f"churn:{seed}:{n_users}:{n_products}")  # noqa: S311 (simulation)
+
+
+@dataclass
+class Shop:
+    """The open connection and the keys churn picks from (`taken`: every user id in use)."""
+
+    conn: psycopg.Connection[tuple[object, ...]]
+    user_ids: list[str]
+    taken: set[str]
+    product_ids: list[str]
+
+
+Change = tuple[str, str, str]
+
+
+def move_tier(shop: Shop, rng: random.Random) -> Change | None:
+    """One user one step up or down the tier ladder."""
+    user_id = rng.choice(shop.user_ids)
+    row = shop.conn.execute(
+        "UPDATE users SET tier = CASE tier "
+        + " ".join(f"WHEN '{t}' THEN %s" for t in TIERS)
+        + " END WHERE user_id = %s RETURNING updated_at",
+        (*(next_tier(t, rng) for t in TIERS), user_id),
+    ).fetchone()
+    return _change("users", user_id, row)
+
+
+def change_price(shop: Shop, rng: random.Random) -> Change | None:
+    """One product's price by -20%..+20%, never below cost; no change when it stays the same."""
+    product_id = rng.choice(shop.product_ids)
+    factor = Decimal(rng.randint(80, 120)) / 100
+    row = shop.conn.execute(
+        "UPDATE products SET price = GREATEST(cost, round(price * %s, 2)) "
+        "WHERE product_id = %s AND price <> GREATEST(cost, round(price * %s, 2)) "
+        "RETURNING updated_at",
+        (factor, product_id, factor),
+    ).fetchone()
+    return _change("products", product_id, row)
+
+
+def deactivate(shop: Shop, rng: random.Random) -> Change | None:
+    """One active user deactivated (an inactive one stays as it is: no change to publish)."""
+    user_id = rng.choice(shop.user_ids)
+    row = shop.conn.execute(
+        "UPDATE users SET is_active = false WHERE user_id = %s AND is_active RETURNING updated_at",
+        (user_id,),
+    ).fetchone()
+    return _change("users", user_id, row)
+
+
+def add_user(shop: Shop, rng: random.Random) -> Change | None:
+    """A new bronze customer whose id (and e-mail) no existing row has."""
+    for _ in range(NEW_USER_ATTEMPTS):
+        user_id = new_user_id(rng, shop.taken)
+        shop.taken.add(user_id)
+        # another writer may have taken the id (or e-mail) since churn read the users: draw again
+        row = shop.conn.execute(
+            "INSERT INTO users (user_id, email, first_name, last_name, registration_date,"
+            " country, city, tier) VALUES (%s, %s, 'New', 'Customer', current_date, 'US',"
+            " 'Chicago', 'bronze') ON CONFLICT DO NOTHING RETURNING updated_at",
+            (user_id, f"new.{user_id}@example.com"),
+        ).fetchone()
+        if row is not None:
+            shop.user_ids.append(user_id)
+            return _change("users", user_id, row)
+    raise Problem(
+        f"churn could not add a new user in {NEW_USER_ATTEMPTS} attempts: every id drawn exists",
+        hint="is another writer inserting the same ids? another `--seed` draws other ones",
+    )
+
+
+def new_user_id(rng: random.Random, taken: set[str]) -> str:
+    """A random version-4 UUID that is not in `taken`."""
+    while True:
+        user_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        if user_id not in taken:
+            return user_id
+
+
+def _change(table: str, key: str, row: tuple[object, ...] | None) -> Change | None:
+    """(table, key, updated_at) of a committed change, or None when nothing changed."""
+    if row is None:
+        return None
+    updated_at = row[0]
+    if not isinstance(updated_at, datetime):
+        raise Problem(f"{table}.updated_at of {key} is not a timestamp: {updated_at!r}")
+    return (table, key, updated_at.isoformat())
+
+
+CHANGES: dict[str, Callable[[Shop, random.Random], Change | None]] = {
+    "tier": move_tier,
+    "price": change_price,
+    "deactivate": deactivate,
+    "new_user": add_user,
+}

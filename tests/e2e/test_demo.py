@@ -24,7 +24,7 @@ from lambdapipe.runtime.stack import Stack
 from lambdapipe.serving.http import HttpStore
 from tests import pipeline_checks as checks
 from tests.dashboard import launch, shown_funnel
-from tests.integration.conftest import PORT_OFFSET, stack_settings
+from tests.stacks import PORT_OFFSET, stack_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
 

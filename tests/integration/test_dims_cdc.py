@@ -26,7 +26,7 @@ from lambdapipe.ingest.lookup import DimensionLookup
 from lambdapipe.runtime.stack import Stack
 from lambdapipe.settings import Settings
 from lambdapipe.topics import quiet
-from tests.integration.conftest import LIB
+from tests.stacks import LIB
 
 pytestmark = pytest.mark.integration
 

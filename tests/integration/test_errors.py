@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import LIB, PORT_OFFSET, STACK_NAME, TEST_HOME
+from tests.stacks import LIB, PORT_OFFSET, STACK_NAME, TEST_HOME
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from confluent_kafka.admin import ConfigResource
 
 from lambdapipe.runtime.stack import Stack
 from lambdapipe.topics import admin_client, quiet
-from tests.integration.conftest import PORT_OFFSET, STACK_NAME, stack_settings
+from tests.stacks import PORT_OFFSET, STACK_NAME, stack_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -24,7 +24,7 @@ from lambdapipe.contracts.subjects import (
 )
 from lambdapipe.errors import Problem
 from lambdapipe.settings import Settings
-from tests.integration.conftest import LIB
+from tests.stacks import LIB
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,33 @@
+"""Where the test stacks live and on which ports: shared by fixtures, tests and benchmarks.
+
+Test stacks live under `.lambdapipe/test/` (not a pytest tmp dir: PostgreSQL runs as its own
+account and must be able to reach its data directory) with every port shifted, so they run
+beside a developer's own stack.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lambdapipe.settings import Settings, ensure_local_secrets
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_HOME = REPO / ".lambdapipe" / "test"
+LIB = REPO / ".lambdapipe" / "lib"
+# Two test sessions at once (say, two developers' branches) need distinct stacks.
+STACK_NAME = os.environ.get("PIPE_TEST_STACK", "main")
+PORT_OFFSET = int(os.environ.get("PIPE_TEST_PORT_OFFSET", "20000"))
+
+
+def stack_settings(name: str, port_offset: int, kafka_nodes: int = 1) -> Settings:
+    """Settings for a private test stack under .lambdapipe/test/<name>."""
+    home = TEST_HOME / name
+    env_file = ensure_local_secrets(home)
+    return Settings(
+        _env_file=env_file,  # type: ignore[call-arg]
+        home=home,
+        lib_home=LIB,
+        port_offset=port_offset,
+        kafka={"nodes": kafka_nodes},  # type: ignore[arg-type]
+    )

@@ -19,6 +19,7 @@ from lambdapipe.demo.cli import app as demo_app
 from lambdapipe.errors import Problem
 from lambdapipe.generator.cli import app as generator_app
 from lambdapipe.ingest.cli import cdc_app, dims_app
+from lambdapipe.lake.cli import app as lake_app
 from lambdapipe.runtime.stack import Stack, status_dicts, with_kafka_nodes
 from lambdapipe.serving.cli import app as serving_app
 from lambdapipe.settings import get_settings
@@ -150,6 +151,7 @@ _mount(dims_app, "dims")
 _mount(cdc_app, "cdc")
 _mount(serving_app)
 _mount(speed_app, "speed")
+_mount(lake_app, "lake")
 
 
 def main() -> None:

@@ -12,15 +12,21 @@ real ClickHouse server: `LAMBDAPIPE_SERVING__BACKEND=server`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from lambdapipe.settings import Profile, Settings, StoreBackend
 
 if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+
     from lambdapipe.serving.store import ServingStore
+
+# Iceberg catalog types; both profiles use JDBC (PostgreSQL), REST or Glue would be one more entry
+LakeCatalogType = Literal["jdbc"]
 
 
 @dataclass(frozen=True)
@@ -31,13 +37,19 @@ class Deployment:
     store: StoreBackend
     # the Spark master when settings name none
     spark_master: str
+    # the lake's Iceberg catalog (tables on the object store)
+    lake_catalog: LakeCatalogType
     # whether `lambdapipe up`/`down` start and stop local processes for this profile
     manages_local_stack: bool
 
 
 DEPLOYMENTS: Final[dict[Profile, Deployment]] = {
-    "local": Deployment(store="embedded", spark_master="local[*]", manages_local_stack=True),
-    "cluster": Deployment(store="server", spark_master="", manages_local_stack=False),
+    "local": Deployment(
+        store="embedded", spark_master="local[*]", lake_catalog="jdbc", manages_local_stack=True
+    ),
+    "cluster": Deployment(
+        store="server", spark_master="", lake_catalog="jdbc", manages_local_stack=False
+    ),
 }
 
 
@@ -69,6 +81,73 @@ def _server_store(settings: Settings, owner: bool) -> ServingStore:
 STORES: Final[dict[StoreBackend, Callable[[Settings, bool], ServingStore]]] = {
     "embedded": _embedded_store,
     "server": _server_store,
+}
+
+
+@dataclass(frozen=True)
+class LakeCatalog:
+    """How Spark and pyiceberg reach one Iceberg catalog: same name, same tables, same files."""
+
+    name: str
+    # `spark.sql.catalog.<name>.*` (and the SQL extensions for the maintenance procedures)
+    spark_conf: dict[str, str] = field(repr=False)
+    # pyiceberg catalog properties (`load_catalog(name, **properties)`)
+    properties: dict[str, str] = field(repr=False)
+    # what every process touching the object store needs in its environment (JVM and pyarrow)
+    environment: dict[str, str] = field(repr=False)
+
+
+def _object_store_environment(settings: Settings) -> dict[str, str]:
+    # the AWS SDKs' newer checksum defaults break S3-compatible stores (S3Proxy among them)
+    return {
+        "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+        "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+        "AWS_REGION": settings.s3.region,
+    }
+
+
+def _jdbc_lake_catalog(settings: Settings) -> LakeCatalog:
+    pg, s3, lake = settings.postgres, settings.s3, settings.lake
+    password = pg.catalog_password.get_secret_value()
+    warehouse = lake.warehouse_url(s3.bucket)
+    prefix = f"spark.sql.catalog.{lake.catalog}"
+    spark_conf = {
+        prefix: "org.apache.iceberg.spark.SparkCatalog",
+        f"{prefix}.catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog",
+        f"{prefix}.uri": f"jdbc:postgresql://{pg.host}:{pg.port}/{pg.catalog_database}",
+        f"{prefix}.jdbc.user": pg.catalog_user,
+        f"{prefix}.jdbc.password": password,
+        # the layout pyiceberg's SqlCatalog shares
+        f"{prefix}.jdbc.schema-version": "V1",
+        f"{prefix}.warehouse": warehouse,
+        f"{prefix}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+        f"{prefix}.s3.endpoint": s3.endpoint,
+        f"{prefix}.s3.path-style-access": "true",
+        f"{prefix}.s3.access-key-id": s3.access_key_id,
+        f"{prefix}.s3.secret-access-key": s3.secret_access_key.get_secret_value(),
+        f"{prefix}.client.region": s3.region,
+        "spark.sql.extensions": (
+            "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
+        ),
+    }
+    properties = {
+        "type": "sql",
+        "uri": (
+            f"postgresql+psycopg://{pg.catalog_user}:{password}@{pg.host}:{pg.port}/"
+            f"{pg.catalog_database}"
+        ),
+        "warehouse": warehouse,
+        "py-io-impl": "pyiceberg.io.pyarrow.PyArrowFileIO",
+        "s3.endpoint": s3.endpoint,
+        "s3.access-key-id": s3.access_key_id,
+        "s3.secret-access-key": s3.secret_access_key.get_secret_value(),
+        "s3.region": s3.region,
+    }
+    return LakeCatalog(lake.catalog, spark_conf, properties, _object_store_environment(settings))
+
+
+LAKE_CATALOGS: Final[dict[LakeCatalogType, Callable[[Settings], LakeCatalog]]] = {
+    "jdbc": _jdbc_lake_catalog,
 }
 
 
@@ -123,6 +202,19 @@ class Resources:
     @property
     def manages_local_stack(self) -> bool:
         return self.deployment.manages_local_stack
+
+    def lake(self) -> LakeCatalog:
+        """The lake's Iceberg catalog, as Spark and pyiceberg configure it."""
+        return LAKE_CATALOGS[self.deployment.lake_catalog](self.settings)
+
+    def lake_catalog(self) -> Catalog:
+        """The lake's catalog through pyiceberg (reads, status, snapshots)."""
+        from pyiceberg.catalog import load_catalog
+
+        lake = self.lake()
+        # pyarrow's S3 client reads the checksum switches from the environment
+        os.environ.update(lake.environment)
+        return load_catalog(lake.name, **lake.properties)
 
     def s3_client(self) -> Any:
         """A boto3 S3 client for the object store (path-style: S3Proxy and most S3 stores)."""

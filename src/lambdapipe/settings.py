@@ -226,6 +226,36 @@ class SpeedSettings(_Section):
     metrics_port: int = 9108
 
 
+class LakeSettings(_Section):
+    """The lake: raw history in Iceberg tables (JDBC catalog on PostgreSQL, data on S3).
+
+    Every micro-batch of the archiver is one Iceberg commit per table, so `commit_interval` is
+    also the lake's freshness; `lambdapipe lake maintain` compacts what the commits leave.
+    """
+
+    # the Iceberg catalog's name: identical in Spark and pyiceberg (tables record it)
+    catalog: str = "lakehouse"
+    namespace: str = "raw"
+    # empty: s3://<s3.bucket>/warehouse
+    warehouse: str = ""
+    commit_interval: str = "60 seconds"
+    # a backlog drains in commits of at most this many records per table
+    max_offsets_per_trigger: int = 500_000
+    # a local directory or an s3a:// URL; defaults to <home>/data/lake/checkpoints
+    checkpoint_location: str = ""
+    # `maintain` expires snapshots older than this, keeping at least `retain_last` of them
+    snapshot_retention_s: int = 7 * 24 * 3600
+    retain_last: int = 5
+    # files older than this and in no snapshot are orphans (longer than any running commit)
+    orphan_age_s: int = 3 * 24 * 3600
+    driver_memory: str = "1g"
+    fail_on_data_loss: bool = True
+    metrics_port: int = 9109
+
+    def warehouse_url(self, bucket: str) -> str:
+        return self.warehouse or f"s3://{bucket}/warehouse"
+
+
 class Settings(BaseSettings):
     """All of lambdapipe's configuration. Build it with `get_settings()`."""
 
@@ -252,6 +282,7 @@ class Settings(BaseSettings):
     prometheus: PrometheusSettings = PrometheusSettings()
     serving: ServingSettings = ServingSettings()
     speed: SpeedSettings = SpeedSettings()
+    lake: LakeSettings = LakeSettings()
 
     def model_post_init(self, context: object, /) -> None:
         if self.port_offset:
@@ -263,6 +294,7 @@ class Settings(BaseSettings):
                 "s3": {"port": self.s3.port + self.port_offset},
                 "serving": {"port": self.serving.port + self.port_offset},
                 "speed": {"metrics_port": self.speed.metrics_port + self.port_offset},
+                "lake": {"metrics_port": self.lake.metrics_port + self.port_offset},
                 "prometheus": {
                     "port": self.prometheus.port + self.port_offset,
                     "kafka_exporter_port": self.prometheus.kafka_exporter_port + self.port_offset,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -19,27 +20,55 @@ KAFKA_JARS = (
 )
 
 
+# Iceberg's Spark runtime, its S3 FileIO (AWS SDK v2) and the JDBC catalog's driver.
+ICEBERG_JARS = (
+    "iceberg-spark-runtime-4.0_2.13-",
+    "iceberg-aws-bundle-",
+    "postgresql-",
+)
+
+
 def kafka_jars(settings: Settings) -> list[Path]:
     """The connector jars for the Kafka source; a clear error when setup has not run."""
+    return _jars(settings, KAFKA_JARS, "Spark's Kafka connector")
+
+
+def iceberg_jars(settings: Settings) -> list[Path]:
+    """The jars for Iceberg tables in the JDBC catalog on S3."""
+    return _jars(settings, ICEBERG_JARS, "Iceberg's Spark runtime")
+
+
+def _jars(settings: Settings, prefixes: tuple[str, ...], what: str) -> list[Path]:
     folder = settings.lib_dir / "spark"
     jars = sorted(folder.glob("*.jar")) if folder.is_dir() else []
-    chosen = [jar for prefix in KAFKA_JARS for jar in jars if jar.name.startswith(prefix)]
-    if len(chosen) < len(KAFKA_JARS):
+    chosen = [jar for prefix in prefixes for jar in jars if jar.name.startswith(prefix)]
+    if len(chosen) < len(prefixes):
         raise Problem(
-            f"Spark's Kafka connector jars are missing from {folder}",
+            f"{what} jars are missing from {folder}",
             hint="run `make setup` (it installs them from Maven Central)",
         )
     return chosen
 
 
-def build_spark(settings: Settings, app_name: str = "lambdapipe-speed") -> SparkSession:
-    """A SparkSession for the speed layer: small shuffles, UTC, Arrow, explicit driver memory."""
+def build_spark(
+    settings: Settings,
+    app_name: str = "lambdapipe-speed",
+    *,
+    lake: bool = False,
+    driver_memory: str | None = None,
+) -> SparkSession:
+    """A SparkSession: small shuffles, UTC, Arrow, explicit driver memory, the Kafka source.
+
+    `lake=True` adds the lake's Iceberg catalog (jars, catalog conf, the object store's
+    environment for the driver, which in local mode is also the executor, and the executors).
+    """
     speed = settings.speed
+    jars = kafka_jars(settings) + (iceberg_jars(settings) if lake else [])
     builder = (
         SparkSession.builder.master(Resources(settings).spark_master)
         .appName(app_name)
-        .config("spark.jars", ",".join(str(jar) for jar in kafka_jars(settings)))
-        .config("spark.driver.memory", speed.driver_memory)
+        .config("spark.jars", ",".join(str(jar) for jar in jars))
+        .config("spark.driver.memory", driver_memory or speed.driver_memory)
         .config("spark.sql.shuffle.partitions", str(speed.shuffle_partitions))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
@@ -53,6 +82,14 @@ def build_spark(settings: Settings, app_name: str = "lambdapipe-speed") -> Spark
         .config("spark.sql.streaming.numRecentProgressUpdates", "10")
         .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=WARN")
     )
+    if lake:
+        catalog = Resources(settings).lake()
+        # the JVM inherits this process's environment when it starts (below)
+        os.environ.update(catalog.environment)
+        for key, value in catalog.spark_conf.items():
+            builder = builder.config(key, value)
+        for key, value in catalog.environment.items():
+            builder = builder.config(f"spark.executorEnv.{key}", value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session

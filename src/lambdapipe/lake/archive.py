@@ -1,0 +1,249 @@
+"""The archiver: one Spark streaming query per raw table, Kafka -> Iceberg, exactly once.
+
+Each query appends with Iceberg's streaming sink (`toTable`): a micro-batch is one Iceberg
+commit whose snapshot records the query id and the batch (epoch) id, and a batch replayed after
+a crash (committed to Iceberg, not yet to the checkpoint's commit log) is recognised and skipped.
+Together with the checkpoint's offset log, every (topic, partition, offset) lands exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming.query import StreamingQuery
+
+from lambdapipe.lake.tables import EventTime, RawTable, create_table_sql, qualified, raw_tables
+from lambdapipe.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Debezium's commit time in epoch milliseconds; values outside these years are not times
+_MILLIS_RANGE = (0, 253_402_300_799_999)
+
+
+def _event_time(value: Column, kind: EventTime) -> Column:
+    text = value.cast("string")
+    if kind == "iso_timestamp":
+        return F.try_to_timestamp(F.get_json_object(text, "$.timestamp"))
+    millis = F.coalesce(
+        F.get_json_object(text, "$.source.ts_ms"), F.get_json_object(text, "$.ts_ms")
+    ).try_cast("long")
+    low, high = _MILLIS_RANGE
+    return F.when(millis.between(low, high), F.timestamp_millis(millis))
+
+
+def raw_records(kafka: DataFrame, event_time: EventTime) -> DataFrame:
+    """Kafka records (with headers) as raw-table rows: the bytes as they are, plus the day
+    of the Kafka timestamp and the event time where the value parses."""
+    return kafka.select(
+        F.col("topic"),
+        F.col("partition"),
+        F.col("offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        F.col("timestampType").alias("timestamp_type"),
+        F.col("key"),
+        F.col("value"),
+        F.col("headers"),
+        F.to_date(F.col("timestamp")).alias("kafka_date"),
+        _event_time(F.col("value"), event_time).alias("event_time"),
+    )
+
+
+def exact_topic(topic: str) -> str:
+    """A subscribe pattern matching one topic: it may not exist yet (Debezium creates the CDC
+    topics), and a pattern waits for it where a plain subscription would not."""
+    return f"\\Q{topic}\\E"
+
+
+def checkpoint_root(settings: Settings) -> str:
+    """Where the archiver's queries keep their checkpoints: settings, else <home>/data/lake."""
+    configured = settings.lake.checkpoint_location
+    return (configured or str(settings.data_dir / "lake" / "checkpoints")).rstrip("/")
+
+
+@dataclass
+class ArchiveSummary:
+    """Totals of one `archive` run."""
+
+    commits: dict[str, int] = field(default_factory=dict)
+    records: dict[str, int] = field(default_factory=dict)
+    restarts: int = 0
+
+
+class Archiver:
+    """Creates the raw tables, runs one streaming query per table and follows them."""
+
+    def __init__(self, settings: Settings, spark: SparkSession) -> None:
+        self.settings = settings
+        self.spark = spark
+        self.tables = raw_tables(settings)
+        self.summary = ArchiveSummary()
+        self._seen: dict[str, str] = {}
+
+    def ensure_tables(self) -> None:
+        lake = self.settings.lake
+        self.spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {lake.catalog}.{lake.namespace}")
+        for table in self.tables:
+            self.spark.sql(create_table_sql(self.settings, table))
+
+    def source(self, table: RawTable) -> DataFrame:
+        kafka, lake = self.settings.kafka, self.settings.lake
+        return (
+            self.spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", kafka.bootstrap)
+            .option("subscribePattern", exact_topic(table.topic))
+            .option("startingOffsets", "earliest")
+            .option("includeHeaders", "true")
+            .option("maxOffsetsPerTrigger", str(lake.max_offsets_per_trigger))
+            .option("failOnDataLoss", str(lake.fail_on_data_loss).lower())
+            .load()
+        )
+
+    def start(self) -> dict[str, StreamingQuery]:
+        """Start every table's query from its checkpoint."""
+        root = checkpoint_root(self.settings)
+        queries = {}
+        for table in self.tables:
+            queries[table.name] = (
+                raw_records(self.source(table), table.event_time)
+                .writeStream.queryName(f"lake-{table.name}")
+                .format("iceberg")
+                .outputMode("append")
+                .trigger(processingTime=self.settings.lake.commit_interval)
+                .option("checkpointLocation", f"{root}/{table.name}")
+                # partitioned by day: one open file per day in a task, no sort needed
+                .option("fanout-enabled", "true")
+                .toTable(qualified(self.settings, table))
+            )
+        return queries
+
+    def follow(self, queries: dict[str, StreamingQuery]) -> dict[str, dict[str, int]]:
+        """Account for newly committed batches; return each table's committed end offsets."""
+        ends: dict[str, dict[str, int]] = {}
+        for name, query in queries.items():
+            if not query.isActive:
+                error = query.exception()
+                raise error or RuntimeError(f"archive query {name} stopped")
+            progress = _last_progress(query)
+            if progress is None:
+                continue
+            ends[name] = _end_offsets(progress)
+            if progress["timestamp"] == self._seen.get(name):
+                continue
+            self._seen[name] = progress["timestamp"]
+            rows = int(progress.get("numInputRows") or 0)
+            if rows:
+                self.summary.commits[name] = self.summary.commits.get(name, 0) + 1
+                self.summary.records[name] = self.summary.records.get(name, 0) + rows
+        return ends
+
+    def stop(self, queries: dict[str, StreamingQuery]) -> None:
+        """Stop the queries between micro-batches (a commit is never cut in half on purpose)."""
+        for query in queries.values():
+            deadline = time.monotonic() + 120
+            while query.isActive and query.status["isTriggerActive"]:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            query.stop()
+
+    def run(
+        self,
+        until_idle_s: float | None = None,
+        on_progress: Callable[[ArchiveSummary], None] | None = None,
+        kafka_end_offsets: Callable[[RawTable], dict[int, int]] | None = None,
+    ) -> ArchiveSummary:
+        """Archive until interrupted, or until every table has caught up with Kafka and stayed
+        caught up for `until_idle_s`."""
+        self.ensure_tables()
+        queries = self.start()
+        caught_up_since: float | None = None
+        try:
+            while True:
+                ends = self.follow(queries)
+                if on_progress is not None:
+                    on_progress(self.summary)
+                if until_idle_s is not None and kafka_end_offsets is not None:
+                    if self._caught_up(queries, ends, kafka_end_offsets):
+                        caught_up_since = caught_up_since or time.monotonic()
+                        if time.monotonic() - caught_up_since >= until_idle_s:
+                            break
+                    else:
+                        caught_up_since = None
+                time.sleep(1.0)
+        finally:
+            self.stop(queries)
+        self.follow_final(queries)
+        return self.summary
+
+    def follow_final(self, queries: dict[str, StreamingQuery]) -> None:
+        for name, query in queries.items():
+            progress = _last_progress(query)
+            if progress is not None and progress["timestamp"] != self._seen.get(name):
+                self._seen[name] = progress["timestamp"]
+                rows = int(progress.get("numInputRows") or 0)
+                if rows:
+                    self.summary.commits[name] = self.summary.commits.get(name, 0) + 1
+                    self.summary.records[name] = self.summary.records.get(name, 0) + rows
+
+    def _caught_up(
+        self,
+        queries: dict[str, StreamingQuery],
+        ends: dict[str, dict[str, int]],
+        kafka_end_offsets: Callable[[RawTable], dict[int, int]],
+    ) -> bool:
+        for table in self.tables:
+            if queries[table.name].status["isTriggerActive"]:
+                return False
+            kafka = {p: end for p, end in kafka_end_offsets(table).items() if end > 0}
+            archived = ends.get(table.name, {})
+            if any(archived.get(str(p), 0) < end for p, end in kafka.items()):
+                return False
+        return True
+
+
+def _last_progress(query: StreamingQuery) -> dict[str, Any] | None:
+    # one JSON string over Py4J instead of PySpark's field-by-field walk of the Java object
+    last = query._jsq.lastProgress()
+    return None if last is None else dict(json.loads(last.json()))
+
+
+def _end_offsets(progress: dict[str, Any]) -> dict[str, int]:
+    """The committed end offsets of a progress report: {partition: next offset}."""
+    ends: dict[str, int] = {}
+    for source in progress.get("sources") or []:
+        raw = source.get("endOffset")
+        offsets = json.loads(raw) if isinstance(raw, str) else raw or {}
+        for partitions in offsets.values():
+            ends.update({str(p): int(o) for p, o in partitions.items()})
+    return ends
+
+
+def main(
+    settings: Settings,
+    until_idle_s: float | None = None,
+    on_progress: Callable[[ArchiveSummary], None] | None = None,
+) -> ArchiveSummary:
+    """Build the session from settings, archive, release everything."""
+    from lambdapipe.lake.offsets import KafkaOffsets
+    from lambdapipe.spark import build_spark
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    spark = build_spark(
+        settings, "lambdapipe-lake-archive", lake=True, driver_memory=settings.lake.driver_memory
+    )
+    offsets = KafkaOffsets(settings)
+    try:
+        archiver = Archiver(settings, spark)
+        return archiver.run(until_idle_s, on_progress, offsets.end_offsets)
+    finally:
+        offsets.close()
+        spark.stop()

@@ -28,8 +28,8 @@ import pyarrow as pa
 
 from lambdapipe.serving.ddl import MATERIALIZED_VIEWS, TABLES
 from lambdapipe.serving.embedded import EmbeddedStore
-from lambdapipe.serving.sample import make_batch
 from lambdapipe.settings import SpeedSettings
+from serving_sample import make_batch
 
 RESULTS = Path(__file__).parent / "results"
 EVENTS = "user_events_realtime"

@@ -18,7 +18,7 @@ from typing import Any
 from lambdapipe.serving import queries
 from lambdapipe.serving.ddl import MATERIALIZED_VIEWS
 from lambdapipe.serving.embedded import EmbeddedStore
-from lambdapipe.serving.sample import make_batch
+from serving_sample import make_batch
 
 RESULTS = Path(__file__).parent / "results"
 CHUNK = 500_000

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.serving_sample import make_batch
 from lambdapipe.serving.http import HttpStore
-from lambdapipe.serving.sample import make_batch
 from tests.dashboard import launch, shown_funnel
 
 from .test_serving_http import serve  # noqa: F401  (module-scoped serve fixture)

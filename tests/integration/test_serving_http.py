@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.serving_sample import make_batch
 from lambdapipe.serving import queries
 from lambdapipe.serving.ddl import MATERIALIZED_VIEWS, TABLES
 from lambdapipe.serving.http import HttpStore
-from lambdapipe.serving.sample import make_batch
 from lambdapipe.serving.store import ReadOnlyViolation
 
 pytestmark = pytest.mark.integration

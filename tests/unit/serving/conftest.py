@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.serving_sample import Batch, make_batch
 from lambdapipe.serving.ddl import MATERIALIZED_VIEWS, TABLES
 from lambdapipe.serving.embedded import EmbeddedStore
-from lambdapipe.serving.sample import Batch, make_batch
 
 RETENTION_DAYS = 30
 

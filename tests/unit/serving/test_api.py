@@ -8,10 +8,10 @@ from typing import get_args
 import pytest
 from fastapi.testclient import TestClient
 
+from bench.serving_sample import Batch
 from lambdapipe.contracts.clickhouse import enriched_tiers
 from lambdapipe.serving.api import Tier, create_app
 from lambdapipe.serving.embedded import EmbeddedStore
-from lambdapipe.serving.sample import Batch
 
 from .conftest import load
 

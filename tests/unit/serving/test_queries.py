@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from bench.serving_sample import make_batch
 from lambdapipe.serving import queries
 from lambdapipe.serving.ddl import DISTINCT
 from lambdapipe.serving.embedded import EmbeddedStore
-from lambdapipe.serving.sample import make_batch
 
 from .conftest import load
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from bench.serving_sample import Batch, make_batch
 from lambdapipe.serving import queries
 from lambdapipe.serving.ddl import (
     DISTINCT,
@@ -15,7 +16,6 @@ from lambdapipe.serving.ddl import (
     funnel_step_flags,
 )
 from lambdapipe.serving.embedded import EmbeddedStore
-from lambdapipe.serving.sample import Batch, make_batch
 
 from .conftest import load
 

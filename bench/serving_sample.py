@@ -1,7 +1,9 @@
-"""Seeded synthetic realtime batches, shaped like the speed layer's output.
+"""Seeded synthetic realtime batches, shaped like the speed layer's output (test and bench data).
 
-Vectorized with numpy so benchmarks can build millions of rows in seconds; the tests, the
-benchmarks and the browser test use it to feed the store without the Kafka stack. The event
+Vectorized with numpy so benchmarks can build millions of rows in seconds; the serving tests
+(`from bench.serving_sample import ...`), the benchmarks (`from serving_sample import ...`, run
+as `python bench/<script>.py`) and the browser test use it to feed the store without the Kafka
+stack. The event
 mix, not the journey logic, matters here: the generator package models real shoppers.
 """
 

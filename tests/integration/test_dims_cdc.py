@@ -22,7 +22,6 @@ from lambdapipe.ingest import cdc
 from lambdapipe.ingest.churn import ChurnResult, churn
 from lambdapipe.ingest.db import connect_app
 from lambdapipe.ingest.load import load_dimensions
-from lambdapipe.ingest.lookup import DimensionLookup
 from lambdapipe.runtime.stack import Stack
 from lambdapipe.settings import Settings
 from lambdapipe.topics import quiet
@@ -213,25 +212,6 @@ def test_heartbeats_let_the_idle_slot_catch_up(dims: Settings) -> None:
             break
         time.sleep(1)
     assert lag is not None and lag < 64 * 1024, f"slot holds {lag} bytes of WAL while idle"
-
-
-def test_lookup_enriches_with_defaults(dims: Settings) -> None:
-    with connect_app(dims) as conn:
-        known = dict(conn.execute("SELECT user_id::text, tier FROM users LIMIT 50").fetchall())
-        (product, category) = conn.execute(
-            "SELECT product_id::text, category FROM products LIMIT 1"
-        ).fetchone()  # type: ignore[misc]
-    stranger = str(uuid.uuid4())
-    with DimensionLookup(dims) as lookup:
-        tiers = lookup.user_tiers([*known, stranger, "not-a-uuid"])
-        assert {k: tiers[k] for k in known} == known
-        assert tiers[stranger] == "unknown" and tiers["not-a-uuid"] == "unknown"
-        assert lookup.product_categories([product, stranger]) == {
-            product: category,
-            stranger: "unknown",
-        }
-        lookup.user_tiers(known)
-        assert lookup.tiers.hits >= len(known)
 
 
 @pytest.mark.parametrize(

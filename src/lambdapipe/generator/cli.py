@@ -68,6 +68,11 @@ def generate(
         kafka = get_settings().kafka
         config = _with_kafka(config, kafka.bootstrap, kafka.events_topic, kafka.transactions_topic)
     metrics.serve(metrics_port)
+    if metrics_port:
+        from lambdapipe.observability.targets import register_target
+        from lambdapipe.settings import get_settings
+
+        register_target(get_settings(), "generator", "127.0.0.1", metrics_port)
     with Progress(
         TextColumn("generating"),
         BarColumn(),

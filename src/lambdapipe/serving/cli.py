@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +9,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from lambdapipe.settings import Settings, get_settings
+from lambdapipe.settings import get_settings
 
 app = typer.Typer(
     help="Serving layer: API, dashboard and the realtime store.", no_args_is_help=True
@@ -18,15 +17,6 @@ app = typer.Typer(
 query_app = typer.Typer(help="Query the serving store.", no_args_is_help=True)
 app.add_typer(query_app, name="query")
 console = Console(stderr=True)
-
-
-def write_prometheus_target(settings: Settings, host: str, port: int) -> Path:
-    """Register the serve process with the local Prometheus (file-based service discovery)."""
-    target = settings.conf_dir / "prometheus-targets" / "serving.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    entry = [{"targets": [f"{host}:{port}"], "labels": {"job": "lambdapipe-serving"}}]
-    target.write_text(json.dumps(entry, indent=2) + "\n")
-    return target
 
 
 @app.command()
@@ -38,6 +28,7 @@ def serve(
     """Serve the API, the dashboard and (embedded backend) the ClickHouse HTTP endpoint."""
     import uvicorn
 
+    from lambdapipe.observability.targets import register_target
     from lambdapipe.resources import Resources, serving_data_dir
     from lambdapipe.serving.api import create_app
 
@@ -54,7 +45,7 @@ def serve(
     endpoint = resources.serves_store_endpoint
     store = resources.store(owner=True)
     store.create_schema(serving.retention_days)
-    target = write_prometheus_target(settings, serving.host, serving.port)
+    target = register_target(settings, "serving", serving.host, serving.port)
     console.print(
         f"[bold]serving[/] {resources.store_backend} store at {resources.store_location}\n"
         f"  dashboard   {serving.endpoint}/\n  API docs    {serving.endpoint}/docs\n"

@@ -226,9 +226,9 @@ def main(
     on_progress: Callable[[RunSummary], None] | None = None,
 ) -> RunSummary:
     """Build the edges from settings, run the job, release everything."""
+    from lambdapipe.observability.targets import register_target
     from lambdapipe.resources import Resources
     from lambdapipe.spark import build_spark
-    from lambdapipe.speed.metrics import write_prometheus_target
     from lambdapipe.topics import ensure_topics
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -237,7 +237,7 @@ def main(
     metrics = SpeedMetrics()
     if settings.speed.metrics_port:
         metrics.serve(settings.speed.metrics_port)
-        write_prometheus_target(settings, settings.speed.metrics_port)
+        register_target(settings, "speed", "127.0.0.1", settings.speed.metrics_port)
     spark = build_spark(settings)
     store = Resources(settings).store()
     tiers = TierState(settings)

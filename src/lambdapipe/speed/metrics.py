@@ -1,13 +1,10 @@
-"""Prometheus metrics of the speed layer, and its file_sd target for the local Prometheus."""
+"""Prometheus metrics of the speed layer."""
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-
-from lambdapipe.settings import Settings
 
 FRESHNESS_BUCKETS: Final = (0.5, 1, 2, 3, 4, 5, 7.5, 10, 15, 30, 60, 120, 300, 600)
 
@@ -102,11 +99,3 @@ class SpeedMetrics:
     def serve(self, port: int) -> None:
         """Expose /metrics on `port`."""
         start_http_server(port, registry=self.registry)
-
-
-def write_prometheus_target(settings: Settings, port: int) -> None:
-    """Write the file_sd target so the local Prometheus scrapes this job."""
-    folder = settings.conf_dir / "prometheus-targets"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = [{"targets": [f"127.0.0.1:{port}"], "labels": {"job": "lambdapipe-speed"}}]
-    (folder / "speed.json").write_text(json.dumps(target))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -11,10 +10,9 @@ import pyarrow as pa
 import pytest
 
 from lambdapipe.serving.store import Params, ServingStore, StoreError
-from lambdapipe.settings import Settings
 from lambdapipe.speed.cli import _interval
 from lambdapipe.speed.dimensions import apply_change
-from lambdapipe.speed.metrics import SpeedMetrics, write_prometheus_target
+from lambdapipe.speed.metrics import SpeedMetrics
 from lambdapipe.speed.sink import ServingSink, StoreUnavailable, insert_token, to_store_types
 
 
@@ -103,7 +101,7 @@ def test_cdc_changes_update_the_tiers() -> None:
     assert tiers == {}
 
 
-def test_metrics_read_streaming_progress(tmp_path: Any) -> None:
+def test_metrics_read_streaming_progress() -> None:
     metrics = SpeedMetrics()
     metrics.observe_progress(
         "records",
@@ -121,10 +119,6 @@ def test_metrics_read_streaming_progress(tmp_path: Any) -> None:
     assert value("lambdapipe_speed_consumed_records_total", {"query": "records"}) == 120
     assert value("lambdapipe_speed_state_rows", {"query": "records"}) == 42
     assert value("lambdapipe_speed_batch_duration_seconds_count", {"query": "records"}) == 1
-    settings = Settings(home=tmp_path)
-    write_prometheus_target(settings, 9108)
-    target = json.loads((tmp_path / "conf" / "prometheus-targets" / "speed.json").read_text())
-    assert target[0]["targets"] == ["127.0.0.1:9108"]
 
 
 @pytest.mark.parametrize(

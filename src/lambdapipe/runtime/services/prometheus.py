@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import yaml
 
 from lambdapipe.errors import Problem
+from lambdapipe.observability.targets import targets_dir
 from lambdapipe.runtime.services.base import Service, http_ok, write_if_changed
 
 
@@ -17,11 +17,6 @@ class Prometheus(Service):
     @property
     def ports(self) -> list[int]:
         return [self.settings.prometheus.port]
-
-    @property
-    def targets_dir(self) -> Path:
-        """lambdapipe's own processes (generator, speed layer, serving) register here."""
-        return self.settings.conf_dir / "prometheus-targets"
 
     def config(self) -> dict[str, object]:
         p, k = self.settings.prometheus, self.settings.kafka
@@ -46,7 +41,10 @@ class Prometheus(Service):
                 {
                     "job_name": "lambdapipe",
                     "file_sd_configs": [
-                        {"files": [str(self.targets_dir / "*.json")], "refresh_interval": "5s"}
+                        {
+                            "files": [str(targets_dir(self.settings) / "*.json")],
+                            "refresh_interval": "5s",
+                        }
                     ],
                 },
             ],
@@ -54,7 +52,8 @@ class Prometheus(Service):
 
     def prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.targets_dir.mkdir(parents=True, exist_ok=True)
+        # lambdapipe's own processes (generator, speed layer, serving) register here
+        targets_dir(self.settings).mkdir(parents=True, exist_ok=True)
         write_if_changed(
             self.settings.conf_dir / "prometheus.yml",
             yaml.safe_dump(self.config(), sort_keys=False),

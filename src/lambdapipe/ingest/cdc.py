@@ -80,6 +80,16 @@ def connector_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def redacted(config: dict[str, Any]) -> dict[str, Any]:
+    """The connector configuration as it may be shown or logged: passwords masked."""
+    return {k: ("********" if "password" in k else v) for k, v in config.items()}
+
+
+def _without_secret(settings: Settings, text: str) -> str:
+    """`text` (say, Connect's answer) with the Debezium password masked, should it be echoed."""
+    return text.replace(settings.postgres.debezium_password.get_secret_value(), "********")
+
+
 def _connect_api(settings: Settings, method: str, path: str, **kwargs: Any) -> httpx.Response:
     url = f"{settings.connect.endpoint}{path}"
     try:
@@ -92,7 +102,10 @@ def _connect_api(settings: Settings, method: str, path: str, **kwargs: Any) -> h
 
 
 def register(settings: Settings) -> dict[str, Any]:
-    """Create or update the connector (idempotent). Checks the database first, clearly."""
+    """Create or update the connector (idempotent); its configuration, passwords masked.
+
+    Checks the database first, clearly.
+    """
     with connect_debezium(settings) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_publication_tables WHERE pubname = %s", (PUBLICATION,)
@@ -115,11 +128,16 @@ def register(settings: Settings) -> dict[str, Any]:
             for c in validation.json()["configs"]
             if c["value"]["errors"]
         ]
-        raise Problem("the connector configuration is invalid: " + " | ".join(errors))
+        invalid = _without_secret(settings, " | ".join(errors))
+        raise Problem(f"the connector configuration is invalid: {invalid}")
     response = _connect_api(settings, "PUT", f"/connectors/{CONNECTOR}/config", json=config)
     if response.status_code not in (200, 201):
-        raise Problem(f"registering {CONNECTOR} failed: {response.text[:500]}")
-    return dict(response.json())
+        answer = _without_secret(settings, response.text[:500])
+        raise Problem(f"registering {CONNECTOR} failed: {answer}")
+    # Connect echoes the configuration back, password included: callers get it masked
+    answer = dict(response.json())
+    answer["config"] = redacted(dict(answer.get("config", {})))
+    return answer
 
 
 @dataclass(frozen=True)

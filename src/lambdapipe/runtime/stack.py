@@ -89,12 +89,7 @@ class Stack:
             s.name for s in self.services if s not in todo and s.process.info() is not None
         }
         # start every service whose dependencies are ready, in waves, then wait for the wave
-        while pending:
-            wave = [s for s in pending if set(s.depends_on) <= ready]
-            if not wave:
-                raise Problem(
-                    "cannot start " + ", ".join(s.name for s in pending) + ": dependencies down"
-                )
+        for wave in start_waves(pending, ready):
             for service in wave:
                 service.start()
                 progress(f"{service.name}: starting")
@@ -103,9 +98,7 @@ class Stack:
                 self._wait_ready(service)
                 service.bootstrap()
                 progress(f"{service.name}: ready in {time.monotonic() - began:.1f}s")
-                ready.add(service.name)
                 started.append(service.name)
-            pending = [s for s in pending if s not in wave]
         return started
 
     def _check_ports(self, service: Service) -> None:
@@ -202,6 +195,35 @@ class Stack:
                 )
             )
         return result
+
+
+def start_waves(pending: list[Service], ready: Iterable[str]) -> list[list[Service]]:
+    """The waves `up` starts `pending` in: each wave needs only what is ready or started before.
+
+    Planned before anything starts, so a service whose dependency is down and not being started
+    is refused at once, not after the rest of the stack came up.
+    """
+    available = set(ready)
+    waves: list[list[Service]] = []
+    while pending:
+        wave = [s for s in pending if set(s.depends_on) <= available]
+        if not wave:
+            missing = sorted(
+                {d for s in pending for d in s.depends_on} - available - _names(pending)
+            )
+            raise Problem(
+                f"cannot start {', '.join(s.name for s in pending)}: "
+                f"{', '.join(missing) or 'their dependencies'} not running",
+                hint="start them too: `lambdapipe up` (or `--only` with their names)",
+            )
+        waves.append(wave)
+        available |= _names(wave)
+        pending = [s for s in pending if s not in wave]
+    return waves
+
+
+def _names(chosen: list[Service]) -> set[str]:
+    return {s.name for s in chosen}
 
 
 def status_dicts(statuses: list[ServiceStatus]) -> list[dict[str, object]]:

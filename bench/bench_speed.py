@@ -34,7 +34,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import NewTopic
@@ -202,29 +201,17 @@ def main() -> None:
     command = [sys.executable, "-c", "from lambdapipe.cli import main; main()"]
     logs = home / "bench-logs"
     logs.mkdir(parents=True, exist_ok=True)
-    with (logs / "serve.log").open("ab") as log:
-        serve = subprocess.Popen(
-            [*command, "serve", "--port", str(settings.serving.port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = settings.serving.endpoint
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
+    stack.up(["serving"], progress=lambda line: None)  # supervised: ready when /health answers
     with (logs / "speed.log").open("ab") as log:
         job = subprocess.Popen(
             [*command, "speed", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
     store = HttpStore(settings.serving.store_url, timeout_s=60)
-    kafka_pids = [s.pid for s in stack.status() if s.name.startswith("kafka") and s.pid]
+    pids = {s.name: s.pid for s in stack.status() if s.pid}
+    kafka_pids = [pid for name, pid in pids.items() if name.startswith("kafka")]
     processes = {
         "speed job (python + JVM)": psutil.Process(job.pid),
-        "serve (chdb)": psutil.Process(serve.pid),
+        "serve (chdb)": psutil.Process(pids["serving"]),
         "generator (this process)": psutil.Process(os.getpid()),
     }
     if kafka_pids:
@@ -316,8 +303,7 @@ def main() -> None:
     finally:
         job.terminate()
         job.wait(60)
-        serve.terminate()
-        serve.wait(60)
+        stack.down(["serving"], progress=lambda line: None)
         store.close()
         if not args.keep:
             cdc.unregister(settings)

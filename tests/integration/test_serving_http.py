@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,10 +14,12 @@ import httpx
 import pytest
 
 from bench.serving_sample import make_batch
+from lambdapipe.runtime.stack import Stack
 from lambdapipe.serving import queries
 from lambdapipe.serving.ddl import MATERIALIZED_VIEWS, TABLES
 from lambdapipe.serving.http import HttpStore
 from lambdapipe.serving.store import ReadOnlyViolation
+from lambdapipe.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -31,33 +32,13 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`lambdapipe serve` on a free port with its own home; yields its base URL."""
+    """`lambdapipe serve` supervised by the stack, on a free port with its own home; its URL."""
     home = tmp_path_factory.mktemp("serve-home")
-    port = free_port()
-    env = {**os.environ, "LAMBDAPIPE_HOME": str(home)}
-    command = [sys.executable, "-c", "from lambdapipe.serving.cli import app; app()"]
-    log = (home / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [*command, "serve", "--port", str(port), "--data-dir", str(home / "chdb")],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        process.terminate()
-        pytest.fail((home / "serve.log").read_text())
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    settings = Settings(home=home, serving={"port": free_port()})  # type: ignore[arg-type]
+    stack = Stack(settings)
+    stack.up(["serving"], progress=lambda line: None)
+    yield settings.serving.endpoint
+    stack.down(["serving"], progress=lambda line: None)
 
 
 @pytest.fixture

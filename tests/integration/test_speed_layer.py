@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -60,40 +59,6 @@ TICK_USER = "00000000-0000-4000-8000-00000000beef"
 
 
 # --- processes -------------------------------------------------------------------------------
-
-
-class ServeProcess:
-    """`lambdapipe serve` on the stack's serving port with its own data directory."""
-
-    def __init__(self, settings: Settings, folder: Path) -> None:
-        self.settings, self.folder = settings, folder
-        self.process: subprocess.Popen[bytes] | None = None
-        self.url = f"http://127.0.0.1:{settings.serving.port}"
-
-    def start(self) -> None:
-        command = [sys.executable, "-c", "from lambdapipe.cli import main; main()"]
-        port, data_dir = str(self.settings.serving.port), str(self.folder / "chdb")
-        with (self.folder / "serve.log").open("ab") as log:  # the child keeps its own handle
-            self.process = subprocess.Popen(
-                [*command, "serve", "--port", port, "--data-dir", data_dir],
-                env=environment(self.settings),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise AssertionError((self.folder / "serve.log").read_text()[-3000:])
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=60)
-            self.process = None
 
 
 def environment(settings: Settings, **extra: str) -> dict[str, str]:
@@ -260,16 +225,19 @@ def dims(stack: Stack) -> Iterator[Settings]:
 
 
 @pytest.fixture(scope="module")
-def serve(dims: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    process = ServeProcess(dims, tmp_path_factory.mktemp("speed-serve"))
-    process.start()
-    yield process
-    process.stop()
+def serve(dims: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`lambdapipe serve` supervised by the test stack, with its own data directory."""
+    data_dir = tmp_path_factory.mktemp("speed-serve") / "chdb"
+    serving = dims.serving.model_copy(update={"data_dir": data_dir})
+    stack = Stack(dims.model_copy(update={"serving": serving}))
+    stack.up(["serving"], progress=lambda line: None)
+    yield stack
+    stack.down(["serving"], progress=lambda line: None)
 
 
 @pytest.fixture
-def store(serve: ServeProcess) -> Iterator[HttpStore]:
-    with HttpStore(f"{serve.url}/clickhouse/", timeout_s=60) as remote:
+def store(serve: Stack) -> Iterator[HttpStore]:
+    with HttpStore(serve.settings.serving.store_url, timeout_s=60) as remote:
         assert isinstance(remote, HttpStore)
         for table in TABLES:
             remote.execute(f"TRUNCATE TABLE {table.name}")
@@ -494,16 +462,16 @@ def test_kill_9_mid_stream_then_restart(store: HttpStore, scenario: Scenario) ->
 
 
 def test_store_down_for_30s_loses_and_duplicates_nothing(
-    store: HttpStore, scenario: Scenario, serve: ServeProcess
+    store: HttpStore, scenario: Scenario, serve: Stack
 ) -> None:
     scenario.lateness_s = 300  # the backlog of a 30 s outage stays on time
     warm = warm_up(store, scenario)
     traffic = Background(scenario, 60_000, 2_000, SEED)
     time.sleep(8)  # the job is busy with the traffic's first micro-batch
     assert traffic.thread.is_alive()  # mid-stream
-    serve.stop()
+    serve.down(["serving"], progress=lambda line: None)
     time.sleep(30)
-    serve.start()
+    serve.up(["serving"], progress=lambda line: None)
     traffic.join()
     wait_for_truth(store, scenario, extra=1)
     time.sleep(3)

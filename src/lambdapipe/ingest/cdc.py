@@ -135,9 +135,9 @@ def register(settings: Settings) -> dict[str, Any]:
         answer = _without_secret(settings, response.text[:500])
         raise Problem(f"registering {CONNECTOR} failed: {answer}")
     # Connect echoes the configuration back, password included: callers get it masked
-    answer = dict(response.json())
-    answer["config"] = redacted(dict(answer.get("config", {})))
-    return answer
+    registered = dict(response.json())
+    registered["config"] = redacted(dict(registered.get("config", {})))
+    return registered
 
 
 @dataclass(frozen=True)

@@ -244,6 +244,28 @@ def test_cdc_register_explains_bad_database_settings(
     assert message in output and "Traceback" not in output
 
 
+def user_count(settings: Settings) -> int:
+    with connect_app(settings) as conn:
+        row = conn.execute("SELECT count(*) FROM users").fetchone()
+    assert row is not None
+    return int(str(row[0]))
+
+
+def test_churn_runs_again_on_the_same_database(dims: Settings) -> None:
+    """A second demo on kept data: load again, churn again with the same seed, no collision."""
+    runs = []
+    for _ in range(2):
+        load_dimensions(dims, N_USERS, N_PRODUCTS, SEED)  # as every `lambdapipe demo` does
+        before = user_count(dims)
+        runs.append(churn(dims, rate=0, changes=300, seed=SEED))
+        assert user_count(dims) == before + runs[-1].counts["new_user"]
+    first, second = runs
+    assert first.counts["new_user"] > 0
+    assert second.counts["new_user"] > 0
+    assert second.total > 0
+    assert first.changes != second.changes  # a rerun does not replay the first run
+
+
 def _iso(value: str) -> str:
     """Debezium's ISO form of a timestamptz: UTC, microseconds, 'Z'."""
     return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

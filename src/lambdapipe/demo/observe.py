@@ -26,6 +26,20 @@ class Snapshot:
     def dead_lettered(self) -> int:
         return sum(self.dead_letters.values())
 
+    def since(self, earlier: Snapshot) -> Snapshot:
+        """What was added after `earlier` (the freshness is this snapshot's own)."""
+        dead_letters = {
+            reason: n - earlier.dead_letters.get(reason, 0)
+            for reason, n in self.dead_letters.items()
+        }
+        return Snapshot(
+            accepted_events=self.accepted_events - earlier.accepted_events,
+            transactions=self.transactions - earlier.transactions,
+            sessions=self.sessions - earlier.sessions,
+            dead_letters={reason: n for reason, n in dead_letters.items() if n},
+            freshness_s=self.freshness_s,
+        )
+
 
 class Observer:
     """Counts in the serving store, and the serving API's own views."""
@@ -34,9 +48,16 @@ class Observer:
         self.settings = settings
         self.api = f"{settings.serving.endpoint}/api"
         self.since = datetime.now(UTC)
+        self.baseline = Snapshot()
+
+    def begin(self) -> None:
+        """Count from now on: a kept stack also holds the rows of earlier demos."""
+        self.baseline = Snapshot()
+        self.baseline = self.snapshot()
+        self.since = datetime.now(UTC)
 
     def snapshot(self) -> Snapshot:
-        """Counts now, and how far the newest event is behind the clock."""
+        """Counts since `begin`, and how far the newest event is behind the clock."""
         with Resources(self.settings).store() as store:
             counts = store.query_rows(
                 "SELECT (SELECT count() FROM user_events_realtime) AS events,"
@@ -46,14 +67,14 @@ class Observer:
             reasons = store.query_rows(
                 "SELECT reason, count() AS n FROM dead_letters_realtime GROUP BY reason"
             )
-        snap = Snapshot(
+        everything = Snapshot(
             accepted_events=int(counts["events"]),
             transactions=int(counts["transactions"]),
             sessions=int(counts["sessions"]),
             dead_letters={str(r["reason"]): int(r["n"]) for r in reasons},
+            freshness_s=self._freshness(),
         )
-        snap.freshness_s = self._freshness()
-        return snap
+        return everything.since(self.baseline)
 
     def _freshness(self) -> float | None:
         rows = httpx.get(f"{self.api}/freshness", timeout=10).json()

@@ -111,6 +111,8 @@ class StreamConfig:
     window: int
     faults: FaultSpec
     paced: bool = False
+    # another run of the same population: other visits and ids (0: the seed's own stream)
+    run: int = 0
 
 
 @dataclass(slots=True)
@@ -190,12 +192,18 @@ def _table(pairs: tuple[tuple[str, int], ...]) -> AliasTable:
     return AliasTable([w for _, w in pairs])
 
 
+def stream_key(config: StreamConfig) -> str:
+    """The seed of a shard's RNG: run 0 keeps the key every earlier stream was drawn with."""
+    key = f"stream:{config.seed}:{config.shard}"
+    return key if config.run == 0 else f"{key}:run:{config.run}"
+
+
 class ShardStream:
     """The events and transactions of one shard: its own users, RNG, clock and fault queues."""
 
     def __init__(self, config: StreamConfig) -> None:
         self.config = config
-        self.rng = random.Random(f"stream:{config.seed}:{config.shard}")  # noqa: S311 - a seeded simulation
+        self.rng = random.Random(stream_key(config))  # noqa: S311 - a seeded simulation
         people = _users(config.users, config.seed)[config.shard :: config.shards]
         self.user_ids = [u.user_id for u in people]
         self.user_tiers = [pop.tier_index(u.tier) for u in people]

@@ -50,6 +50,7 @@ class RunConfig:
     paced: bool = False
     truth_path: Path | None = None
     kafka: dict[str, str] = field(default_factory=dict)
+    run: int = 0  # the same population's n-th run: other visits, other event ids
 
 
 @dataclass(slots=True)
@@ -142,6 +143,7 @@ def stream_configs(config: RunConfig) -> list[StreamConfig]:
             window=window,
             faults=config.faults,
             paced=config.paced,
+            run=config.run,
         )
         for shard in range(SHARDS)
     ]

@@ -1,20 +1,24 @@
-"""The demo's threads without the stack: a failure anywhere ends in one clean line."""
+"""The demo without the stack: a failure in any thread ends in one clean line; reruns count anew."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
 from rich.console import Console
 
 from lambdapipe.demo.cli import churn_line, summary
-from lambdapipe.demo.run import DemoResult
+from lambdapipe.demo.observe import Snapshot
+from lambdapipe.demo.run import DemoResult, next_run
 from lambdapipe.demo.traffic import ChurnReport, run_traffic
 from lambdapipe.errors import Problem
 from lambdapipe.generator.run import Summary
 from lambdapipe.ingest.churn import ChurnResult
+from lambdapipe.settings import Settings
 
 
 def generating(
@@ -132,3 +136,20 @@ def test_the_summary_says_how_churn_went(report: ChurnReport, shown: str) -> Non
     text = console.export_text().splitlines()
     line = next(row for row in text if "dimension changes" in row)
     assert line.split("│")[-2].strip() == shown
+
+
+def test_a_later_demo_counts_only_its_own_rows() -> None:
+    earlier = Snapshot(15_000, 400, 90, dead_letters={"not_json": 4, "bad_ip": 6})
+    dead_now = {"not_json": 9, "bad_ip": 6, "too_large": 1}
+    now = Snapshot(30_000, 815, 200, dead_letters=dead_now, freshness_s=2.5)
+    assert now.since(earlier) == Snapshot(
+        accepted_events=15_000, transactions=415, sessions=110,
+        dead_letters={"not_json": 5, "too_large": 1}, freshness_s=2.5,
+    )  # fmt: skip
+
+
+def test_each_demo_on_kept_data_is_another_run(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    assert [next_run(settings) for _ in range(3)] == [0, 1, 2]
+    shutil.rmtree(settings.data_dir)  # what `lambdapipe down --purge` removes
+    assert next_run(settings) == 0

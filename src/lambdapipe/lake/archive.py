@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
+from lambdapipe.lake.metrics import LakeMetrics
 from lambdapipe.lake.tables import EventTime, RawTable, create_table_sql, qualified, raw_tables
 from lambdapipe.settings import Settings
 
@@ -58,8 +60,9 @@ def raw_records(kafka: DataFrame, event_time: EventTime) -> DataFrame:
 
 def exact_topic(topic: str) -> str:
     """A subscribe pattern matching one topic: it may not exist yet (Debezium creates the CDC
-    topics), and a pattern waits for it where a plain subscription would not."""
-    return f"\\Q{topic}\\E"
+    topics), and a pattern waits for it where a plain subscription would not. Anchored: Spark
+    finds the pattern in topic names, and `events` alone also matches `events.dlq`."""
+    return f"^\\Q{topic}\\E$"
 
 
 def checkpoint_root(settings: Settings) -> str:
@@ -80,9 +83,12 @@ class ArchiveSummary:
 class Archiver:
     """Creates the raw tables, runs one streaming query per table and follows them."""
 
-    def __init__(self, settings: Settings, spark: SparkSession) -> None:
+    def __init__(
+        self, settings: Settings, spark: SparkSession, metrics: LakeMetrics | None = None
+    ) -> None:
         self.settings = settings
         self.spark = spark
+        self.metrics = metrics or LakeMetrics()
         self.tables = raw_tables(settings)
         self.summary = ArchiveSummary()
         self._seen: dict[str, str] = {}
@@ -137,12 +143,16 @@ class Archiver:
             ends[name] = _end_offsets(progress)
             if progress["timestamp"] == self._seen.get(name):
                 continue
-            self._seen[name] = progress["timestamp"]
-            rows = int(progress.get("numInputRows") or 0)
-            if rows:
-                self.summary.commits[name] = self.summary.commits.get(name, 0) + 1
-                self.summary.records[name] = self.summary.records.get(name, 0) + rows
+            self._account(name, progress)
         return ends
+
+    def _account(self, name: str, progress: dict[str, Any]) -> None:
+        self._seen[name] = progress["timestamp"]
+        rows = int(progress.get("numInputRows") or 0)
+        if rows:
+            self.summary.commits[name] = self.summary.commits.get(name, 0) + 1
+            self.summary.records[name] = self.summary.records.get(name, 0) + rows
+            self.metrics.committed(name, rows)
 
     def stop(self, queries: dict[str, StreamingQuery]) -> None:
         """Stop the queries between micro-batches (a commit is never cut in half on purpose)."""
@@ -187,11 +197,7 @@ class Archiver:
         for name, query in queries.items():
             progress = _last_progress(query)
             if progress is not None and progress["timestamp"] != self._seen.get(name):
-                self._seen[name] = progress["timestamp"]
-                rows = int(progress.get("numInputRows") or 0)
-                if rows:
-                    self.summary.commits[name] = self.summary.commits.get(name, 0) + 1
-                    self.summary.records[name] = self.summary.records.get(name, 0) + rows
+                self._account(name, progress)
 
     def _caught_up(
         self,
@@ -226,6 +232,10 @@ def _end_offsets(progress: dict[str, Any]) -> dict[str, int]:
     return ends
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(
     settings: Settings,
     until_idle_s: float | None = None,
@@ -237,12 +247,17 @@ def main(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    # the supervisor stops with SIGTERM: stop the queries between commits, as on Ctrl-C
+    signal.signal(signal.SIGTERM, _interrupt)
     spark = build_spark(
         settings, "lambdapipe-lake-archive", lake=True, driver_memory=settings.lake.driver_memory
     )
+    metrics = LakeMetrics()
+    if settings.lake.metrics_port:
+        metrics.serve(settings, settings.lake.metrics_port)
     offsets = KafkaOffsets(settings)
     try:
-        archiver = Archiver(settings, spark)
+        archiver = Archiver(settings, spark, metrics)
         return archiver.run(until_idle_s, on_progress, offsets.end_offsets)
     finally:
         offsets.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -61,6 +63,107 @@ def archive(
             name, f"{summary.commits.get(name, 0):,}", f"{summary.records.get(name, 0):,}"
         )
     console.print(table)
+
+
+@app.command("maintain")
+def maintain() -> None:
+    """Compact small files, expire old snapshots, rewrite manifests, remove orphan files."""
+    from lambdapipe.lake.maintain import main as run_maintenance
+
+    settings = get_settings()
+    with console.status("maintaining the lake (Spark)"):
+        results = run_maintenance(settings)
+    table = Table(title="lake maintain")
+    for column in ("table", "files rewritten", "files added", "snapshots expired", "orphans"):
+        table.add_column(column, justify="left" if column == "table" else "right")
+    for done in results:
+        rewrite = done.steps.get("rewrite_data_files", {})
+        expire = done.steps.get("expire_snapshots", {})
+        table.add_row(
+            done.table,
+            f"{rewrite.get('rewritten_data_files_count', 0):,}",
+            f"{rewrite.get('added_data_files_count', 0):,}",
+            f"{sum(v for k, v in expire.items() if k.startswith('deleted_')):,} files",
+            f"{done.steps.get('remove_orphan_files', {}).get('removed_files', 0):,}",
+        )
+    console.print(table)
+
+
+@app.command("status")
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
+) -> None:
+    """Tables, snapshots, files, rows, bytes, and how far each lags behind Kafka."""
+    from lambdapipe.lake.status import lake_status
+
+    tables = lake_status(get_settings())
+    if as_json:
+        sys.stdout.write(json.dumps([t.as_dict() for t in tables], indent=2) + "\n")
+        return
+    table = Table(title="lake status")
+    for column in ("table", "topic", "snapshots", "files", "rows", "bytes", "behind Kafka"):
+        table.add_column(column, justify="left" if column in ("table", "topic") else "right")
+    for t in tables:
+        if not t.exists:
+            table.add_row(t.name, t.topic, "[dim]not created[/]", "", "", "", "")
+            continue
+        table.add_row(
+            t.name,
+            t.topic,
+            f"{t.snapshots:,}",
+            f"{t.files:,}",
+            f"{t.rows:,}",
+            _size(t.bytes),
+            f"[{'green' if t.behind == 0 else 'yellow'}]{t.behind:,}[/]",
+        )
+    console.print(table)
+
+
+@app.command("snapshots")
+def snapshots(
+    table: Annotated[str, typer.Argument(help="a raw table, e.g. events")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
+) -> None:
+    """A table's snapshots, oldest first: what each commit added (time travel targets)."""
+    from lambdapipe.lake.history import snapshot_rows
+
+    rows = snapshot_rows(get_settings(), table)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+        return
+    out = Table(title=f"snapshots of {table}")
+    columns = ("snapshot_id", "committed_at", "operation", "added_records", "total_records")
+    for column in columns:
+        out.add_column(column.replace("_", " "))
+    for row in rows:
+        out.add_row(*(str(row[c]) for c in columns))
+    console.print(out)
+
+
+@app.command("read")
+def read(
+    table: Annotated[str, typer.Argument(help="a raw table, e.g. events")],
+    as_of_snapshot: Annotated[
+        int | None, typer.Option(help="read the table as this snapshot left it")
+    ] = None,
+    as_of_timestamp: Annotated[
+        str | None, typer.Option(help="read the table as it was at this time (ISO 8601)")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="records to print (0: only the count)")] = 10,
+) -> None:
+    """Read a raw table now or in the past (time travel): the row count and some records."""
+    from lambdapipe.lake.history import read_as_of
+
+    result = read_as_of(get_settings(), table, as_of_snapshot, as_of_timestamp, limit)
+    sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n = n / 1024  # type: ignore[assignment]
+    return str(n)
 
 
 def _interval(text: str) -> str:

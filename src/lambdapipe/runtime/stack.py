@@ -14,7 +14,7 @@ from lambdapipe.runtime.process import port_owner, tail
 from lambdapipe.runtime.services.base import Service
 from lambdapipe.runtime.services.connect import KafkaConnect
 from lambdapipe.runtime.services.kafka import KafkaNode
-from lambdapipe.runtime.services.pipeline import ServingProcess, SpeedProcess
+from lambdapipe.runtime.services.pipeline import ArchiverProcess, ServingProcess, SpeedProcess
 from lambdapipe.runtime.services.postgres import Postgres
 from lambdapipe.runtime.services.prometheus import Prometheus
 from lambdapipe.runtime.services.registry import ApicurioRegistry
@@ -45,6 +45,7 @@ def services(settings: Settings) -> list[Service]:
         Prometheus(settings),
         ServingProcess(settings),
         SpeedProcess(settings),
+        ArchiverProcess(settings),
     ]
 
 

@@ -1,7 +1,9 @@
-"""lambdapipe's own long-running processes, supervised like the services: serving and speed.
+"""lambdapipe's own long-running processes, supervised like the services: serving, speed and
+the lake's archiver.
 
 They are not part of the infrastructure `lambdapipe up` starts by default; `lambdapipe demo`
-(or `lambdapipe up --only serving --only speed`) starts them, and `down` stops them too.
+(or `lambdapipe up --only serving --only speed --only archiver`) starts them, and `down` stops
+them too.
 """
 
 from __future__ import annotations
@@ -59,3 +61,24 @@ class SpeedProcess(_LambdapipeProcess):
 
     def ready(self) -> bool:
         return http_ok(f"http://127.0.0.1:{self.settings.speed.metrics_port}/metrics")
+
+
+class ArchiverProcess(_LambdapipeProcess):
+    """`lambdapipe lake archive`: Kafka into the lake's raw tables (ready when metrics answer)."""
+
+    name = "archiver"
+    command = ("lake", "archive")
+    # a stop waits for the running commit to finish
+    stop_timeout_s = 90.0
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        kafka = tuple(f"kafka-{i}" for i in range(settings.kafka.nodes))
+        self.depends_on = (*kafka, "postgres", "s3proxy")
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.settings.lake.metrics_port]
+
+    def ready(self) -> bool:
+        return http_ok(f"http://127.0.0.1:{self.settings.lake.metrics_port}/metrics")

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from lambdapipe.errors import Problem
 from lambdapipe.resources import DEPLOYMENTS, Resources
-from lambdapipe.serving.embedded import EmbeddedStore
 from lambdapipe.serving.http import HttpStore
 from lambdapipe.settings import Settings
 from lambdapipe.topics import declared_topics
+
+OPEN_OWNER = """
+import sys
+from lambdapipe.resources import Resources
+from lambdapipe.settings import Settings
+with Resources(Settings(home=sys.argv[1])).store(owner=True) as store:
+    print(type(store).__name__, store.ping())
+"""
 
 
 def test_every_profile_has_a_deployment() -> None:
@@ -28,9 +37,11 @@ def test_local_profile_embeds_the_store_in_the_serve_process(tmp_path: Path) -> 
     assert isinstance(client, HttpStore)
     assert client.url == Settings(home=tmp_path).serving.store_url
     client.close()
-    with resources.store(owner=True) as owner:
-        assert isinstance(owner, EmbeddedStore)
-        assert owner.ping()
+    # chdb opens one data directory per process: the owner's engine is opened in a child
+    owner = subprocess.run(
+        [sys.executable, "-c", OPEN_OWNER, str(tmp_path)], capture_output=True, text=True
+    )
+    assert owner.stdout.split() == ["EmbeddedStore", "True"], owner.stderr[-2000:]
 
 
 def test_cluster_profile_talks_to_servers_and_manages_nothing(tmp_path: Path) -> None:

@@ -208,13 +208,25 @@ class Resources:
         return LAKE_CATALOGS[self.deployment.lake_catalog](self.settings)
 
     def lake_catalog(self) -> Catalog:
-        """The lake's catalog through pyiceberg (reads, status, snapshots)."""
+        """The lake's catalog through pyiceberg (reads, status, snapshots); close it after use
+        (`with Resources(settings).lake_catalog() as catalog:`): it holds database connections.
+        """
         from pyiceberg.catalog import load_catalog
+        from sqlalchemy.exc import OperationalError
+
+        from lambdapipe.errors import Problem
 
         lake = self.lake()
         # pyarrow's S3 client reads the checksum switches from the environment
         os.environ.update(lake.environment)
-        return load_catalog(lake.name, **lake.properties)
+        try:
+            return load_catalog(lake.name, **lake.properties)
+        except OperationalError as exc:
+            pg = self.settings.postgres
+            raise Problem(
+                f"the lake's catalog at {pg.host}:{pg.port}/{pg.catalog_database} does not answer",
+                hint="start the stack (`lambdapipe up`) or check the PostgreSQL settings",
+            ) from exc
 
     def s3_client(self) -> Any:
         """A boto3 S3 client for the object store (path-style: S3Proxy and most S3 stores)."""

@@ -15,7 +15,8 @@ def snapshot_rows(settings: Settings, table: str) -> list[dict[str, Any]]:
     """Every snapshot of a raw table, oldest first, with what its commit added."""
     from lambdapipe.resources import Resources
 
-    loaded = load_raw_table(Resources(settings).lake_catalog(), settings, table)
+    with Resources(settings).lake_catalog() as catalog:
+        loaded = load_raw_table(catalog, settings, table)
     rows = []
     for snapshot in loaded.snapshots():
         summary = snapshot.summary
@@ -57,7 +58,8 @@ def read_as_of(
 
     if snapshot_id is not None and timestamp is not None:
         raise Problem("give --as-of-snapshot or --as-of-timestamp, not both")
-    loaded = load_raw_table(Resources(settings).lake_catalog(), settings, table)
+    with Resources(settings).lake_catalog() as catalog:
+        loaded = load_raw_table(catalog, settings, table)
     if timestamp is not None:
         try:
             moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))

@@ -151,10 +151,10 @@ def lake_status(settings: Settings, with_kafka: bool = True) -> list[TableStatus
     from lambdapipe.lake.offsets import KafkaOffsets
     from lambdapipe.resources import Resources
 
-    catalog = Resources(settings).lake_catalog()
     offsets = KafkaOffsets(settings) if with_kafka else None
     try:
-        return [table_status(catalog, settings, raw, offsets) for raw in raw_tables(settings)]
+        with Resources(settings).lake_catalog() as catalog:
+            return [table_status(catalog, settings, raw, offsets) for raw in raw_tables(settings)]
     finally:
         if offsets is not None:
             offsets.close()

@@ -236,6 +236,8 @@ class LakeSettings(_Section):
     # the Iceberg catalog's name: identical in Spark and pyiceberg (tables record it)
     catalog: str = "lakehouse"
     namespace: str = "raw"
+    # tables derived from the contracts (schemas/), evolved when a schema gains a field
+    curated_namespace: str = "curated"
     # empty: s3://<s3.bucket>/warehouse
     warehouse: str = ""
     commit_interval: str = "60 seconds"

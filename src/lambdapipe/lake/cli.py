@@ -158,6 +158,23 @@ def read(
     sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
 
 
+@app.command("evolve")
+def evolve() -> None:
+    """Create the curated tables from the contracts (schemas/), or add the columns new
+    optional fields need (old rows read them as null)."""
+    from lambdapipe.lake.curated import ensure_curated_events
+    from lambdapipe.resources import Resources
+
+    settings = get_settings()
+    with Resources(settings).lake_catalog() as catalog:
+        table = ensure_curated_events(catalog, settings)
+    schema = table.schema()
+    console.print(
+        f"[green]{settings.lake.curated_namespace}.events[/]: {len(schema.fields)} columns "
+        f"(schema {schema.schema_id})"
+    )
+
+
 def _size(n: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":

@@ -136,7 +136,7 @@ def classify_batch(
     *,
     events_topic: str,
     transactions_topic: str,
-    lateness: timedelta,
+    lateness: timedelta | None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> pa.RecordBatch:
     """Kafka rows (key, value, topic, partition, offset, batch_time) -> `classified_schema()`.
@@ -145,15 +145,18 @@ def classify_batch(
     the rest keep their original key and value for the dead-letter topic. `dedup_key` is
     `e:<event_id>` / `t:<transaction_id>` for accepted records, `<topic>/<partition>/<offset>`
     (unique, so never deduplicated) for the rest.
+
+    Each record is validated against its row's `batch_time` (one value per micro-batch in the
+    speed layer; the batch layer passes each record's Kafka timestamp). `lateness=None`: nothing
+    is late (the batch layer reads the whole history).
     """
     schema = _arrow_schema()
     size = batch.num_rows
     times = batch.column("batch_time")
-    batch_time = times[0].as_py() if size else None
-    if batch_time is not None and batch_time.tzinfo is None:
-        batch_time = batch_time.replace(tzinfo=UTC)
+    batch_time = _aware(times[0].as_py()) if size else None
+    nows = _per_row_times(times) if size else None
     # Event-time strings have one fixed format, so they order like the instants they name.
-    late_before = _stamp(batch_time - lateness) if batch_time is not None else ""
+    late_before = _stamp(batch_time - lateness) if batch_time and lateness is not None else ""
     kinds = {
         events_topic: _Kind("event", validate_event, EVENT_KEY_PREFIX + "{event_id}"),
         transactions_topic: _Kind(
@@ -168,13 +171,14 @@ def classify_batch(
     details: list[str | None] = [None] * size
     event_types: list[str | None] = [None] * size
     dedup_keys: list[str | None] = [None] * size
-    late_detail = f"event time older than {lateness.total_seconds():g}s"
+    late_detail = f"event time older than {lateness.total_seconds():g}s" if lateness else ""
     for i, topic in enumerate(topics):
         kind = kinds.get(topic)
         if kind is None:
             reasons[i], details[i] = UNKNOWN_TOPIC, str(topic)
             continue
-        result = kind.validate(values[i] or b"", batch_time, limits=limits)
+        now = batch_time if nows is None else nows[i]
+        result = kind.validate(values[i] or b"", now, limits=limits)
         if not result.ok:
             reasons[i], details[i] = str(result.reason), result.detail
             event_types[i] = _event_type(values[i]) if kind.struct == "event" else None
@@ -183,7 +187,7 @@ def classify_batch(
         positions[kind.struct][i] = len(parsed[kind.struct])
         parsed[kind.struct].append(record)
         event_types[i] = record.get("event_type")
-        if record[EVENT_TIME_FIELD] < late_before:
+        if late_before and record[EVENT_TIME_FIELD] < late_before:
             reasons[i], details[i] = LATE, late_detail
         else:
             dedup_keys[i] = kind.dedup_key.format_map(record)
@@ -214,6 +218,18 @@ def classify_batch(
     return pa.RecordBatch.from_arrays(
         [pc.cast(columns[f.name], f.type) for f in schema], schema=schema
     )
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def _per_row_times(times: pa.Array) -> list[datetime | None] | None:
+    """Each row's `batch_time`, or None when one value holds for the whole batch."""
+    bounds = pc.min_max(times)
+    if bounds["min"] == bounds["max"] and times.null_count == 0:
+        return None
+    return [_aware(t) for t in times.to_pylist()]
 
 
 def _coordinates(batch: pa.RecordBatch) -> pa.Array:

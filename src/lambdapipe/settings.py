@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Profile = Literal["local", "cluster"]
 StoreBackend = Literal["embedded", "server"]
+WarehouseBackend = Literal["duckdb", "snowflake"]
 
 SECRET_FIELDS = (
     "POSTGRES__ADMIN_PASSWORD",
@@ -252,10 +253,39 @@ class LakeSettings(_Section):
     orphan_age_s: int = 3 * 24 * 3600
     driver_memory: str = "1g"
     fail_on_data_loss: bool = True
+    # consecutive failed restarts (object store or catalog away) before the archiver gives up
+    max_restarts: int = 8
     metrics_port: int = 9109
 
     def warehouse_url(self, bucket: str) -> str:
         return self.warehouse or f"s3://{bucket}/warehouse"
+
+
+class WarehouseSettings(_Section):
+    """The warehouse (RAW, STAGING, MARTS): a DuckDB file locally, Snowflake on a cluster.
+
+    dbt reads the same values through the profiles.yml `lambdapipe.warehouse.transform` writes;
+    the Snowflake password reaches dbt as an environment variable, never in a file.
+    """
+
+    # empty: the profile's choice (resources.py): duckdb locally, snowflake on a cluster
+    backend: WarehouseBackend | None = None
+    # the DuckDB file; defaults to <home>/data/warehouse/lambdapipe.duckdb
+    duckdb_path: Path | None = None
+    snowflake_account: str = ""
+    snowflake_user: str = ""
+    snowflake_password: SecretStr = SecretStr("")
+    snowflake_database: str = "LAMBDAPIPE"
+    snowflake_warehouse: str = ""
+    snowflake_role: str = ""
+    # empty: the account's own host; set host, port and protocol for a local fakesnow server
+    snowflake_host: str = ""
+    snowflake_port: int = 443
+    snowflake_protocol: Literal["https", "http"] = "https"
+    # dbt's parallel models
+    threads: int = 2
+    # the dbt project; defaults to dbt/ in the source tree
+    dbt_project_dir: Path | None = None
 
 
 class Settings(BaseSettings):
@@ -285,6 +315,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     speed: SpeedSettings = SpeedSettings()
     lake: LakeSettings = LakeSettings()
+    warehouse: WarehouseSettings = WarehouseSettings()
 
     def model_post_init(self, context: object, /) -> None:
         if self.port_offset:

@@ -16,10 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
+from lambdapipe.errors import Problem
 from lambdapipe.lake.metrics import LakeMetrics
 from lambdapipe.lake.tables import EventTime, RawTable, create_table_sql, qualified, raw_tables
 from lambdapipe.settings import Settings
@@ -171,27 +173,57 @@ class Archiver:
         kafka_end_offsets: Callable[[RawTable], dict[int, int]] | None = None,
     ) -> ArchiveSummary:
         """Archive until interrupted, or until every table has caught up with Kafka and stayed
-        caught up for `until_idle_s`."""
+        caught up for `until_idle_s`. A failed query (the object store or the catalog away)
+        stops them all; they restart from their checkpoints after a backoff, and nothing a
+        failed batch half-wrote is ever committed."""
         self.ensure_tables()
-        queries = self.start()
+        failures = 0
+        while True:
+            queries = self.start()
+            commits = sum(self.summary.commits.values())
+            try:
+                self.watch(queries, until_idle_s, on_progress, kafka_end_offsets)
+                self.stop(queries)
+                self.follow_final(queries)
+                return self.summary
+            except (StreamingQueryException, RuntimeError) as exc:
+                self.stop(queries)
+                # consecutive failures only: a restart that committed again starts over
+                failures = 1 if sum(self.summary.commits.values()) > commits else failures + 1
+                self.summary.restarts += 1
+                self.metrics.restarts.inc()
+                if failures > self.settings.lake.max_restarts:
+                    raise Problem(
+                        f"the archiver failed {failures} times in a row: {_first_line(exc)}",
+                        hint="check S3 and the catalog's PostgreSQL (`lambdapipe status`)",
+                    ) from exc
+                log.warning("a query failed (%s); restart %d", _first_line(exc), failures)
+                time.sleep(min(2.0**failures, 30.0))
+            except KeyboardInterrupt:
+                self.stop(queries)
+                raise
+
+    def watch(
+        self,
+        queries: dict[str, StreamingQuery],
+        until_idle_s: float | None,
+        on_progress: Callable[[ArchiveSummary], None] | None,
+        kafka_end_offsets: Callable[[RawTable], dict[int, int]] | None,
+    ) -> None:
+        """Follow the queries until idle (if asked); raise when one fails."""
         caught_up_since: float | None = None
-        try:
-            while True:
-                ends = self.follow(queries)
-                if on_progress is not None:
-                    on_progress(self.summary)
-                if until_idle_s is not None and kafka_end_offsets is not None:
-                    if self._caught_up(queries, ends, kafka_end_offsets):
-                        caught_up_since = caught_up_since or time.monotonic()
-                        if time.monotonic() - caught_up_since >= until_idle_s:
-                            break
-                    else:
-                        caught_up_since = None
-                time.sleep(1.0)
-        finally:
-            self.stop(queries)
-        self.follow_final(queries)
-        return self.summary
+        while True:
+            ends = self.follow(queries)
+            if on_progress is not None:
+                on_progress(self.summary)
+            if until_idle_s is not None and kafka_end_offsets is not None:
+                if self._caught_up(queries, ends, kafka_end_offsets):
+                    caught_up_since = caught_up_since or time.monotonic()
+                    if time.monotonic() - caught_up_since >= until_idle_s:
+                        return
+                else:
+                    caught_up_since = None
+            time.sleep(1.0)
 
     def follow_final(self, queries: dict[str, StreamingQuery]) -> None:
         for name, query in queries.items():
@@ -213,6 +245,11 @@ class Archiver:
             if any(archived.get(str(p), 0) < end for p, end in kafka.items()):
                 return False
         return True
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _last_progress(query: StreamingQuery) -> dict[str, Any] | None:

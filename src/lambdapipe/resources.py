@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from lambdapipe.settings import Profile, Settings, StoreBackend
+from lambdapipe.settings import Profile, Settings, StoreBackend, WarehouseBackend
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
 
     from lambdapipe.serving.store import ServingStore
+    from lambdapipe.warehouse.base import Warehouse
 
 # Iceberg catalog types; both profiles use JDBC (PostgreSQL), REST or Glue would be one more entry
 LakeCatalogType = Literal["jdbc"]
@@ -39,16 +40,26 @@ class Deployment:
     spark_master: str
     # the lake's Iceberg catalog (tables on the object store)
     lake_catalog: LakeCatalogType
+    # the warehouse (RAW, STAGING, MARTS) and the dbt target of the same name
+    warehouse: WarehouseBackend
     # whether `lambdapipe up`/`down` start and stop local processes for this profile
     manages_local_stack: bool
 
 
 DEPLOYMENTS: Final[dict[Profile, Deployment]] = {
     "local": Deployment(
-        store="embedded", spark_master="local[*]", lake_catalog="jdbc", manages_local_stack=True
+        store="embedded",
+        spark_master="local[*]",
+        lake_catalog="jdbc",
+        warehouse="duckdb",
+        manages_local_stack=True,
     ),
     "cluster": Deployment(
-        store="server", spark_master="", lake_catalog="jdbc", manages_local_stack=False
+        store="server",
+        spark_master="",
+        lake_catalog="jdbc",
+        warehouse="snowflake",
+        manages_local_stack=False,
     ),
 }
 
@@ -151,6 +162,30 @@ LAKE_CATALOGS: Final[dict[LakeCatalogType, Callable[[Settings], LakeCatalog]]] =
 }
 
 
+def warehouse_path(settings: Settings) -> Path:
+    """The DuckDB file of the local warehouse."""
+    path = settings.warehouse.duckdb_path or settings.data_dir / "warehouse" / "lambdapipe.duckdb"
+    return path.resolve()
+
+
+def _duckdb_warehouse(settings: Settings) -> Warehouse:
+    from lambdapipe.warehouse.duckdb import DuckDBWarehouse
+
+    return DuckDBWarehouse(warehouse_path(settings))
+
+
+def _snowflake_warehouse(settings: Settings) -> Warehouse:
+    from lambdapipe.warehouse.snowflake import SnowflakeWarehouse
+
+    return SnowflakeWarehouse(settings.warehouse)
+
+
+WAREHOUSES: Final[dict[WarehouseBackend, Callable[[Settings], Warehouse]]] = {
+    "duckdb": _duckdb_warehouse,
+    "snowflake": _snowflake_warehouse,
+}
+
+
 def serving_data_dir(settings: Settings) -> Path:
     """The chdb data directory of the embedded store."""
     return (settings.serving.data_dir or settings.data_dir / "serving").resolve()
@@ -227,6 +262,22 @@ class Resources:
                 f"the lake's catalog at {pg.host}:{pg.port}/{pg.catalog_database} does not answer",
                 hint="start the stack (`lambdapipe up`) or check the PostgreSQL settings",
             ) from exc
+
+    @property
+    def warehouse_backend(self) -> WarehouseBackend:
+        return self.settings.warehouse.backend or self.deployment.warehouse
+
+    def warehouse(self) -> Warehouse:
+        """The warehouse (not yet connected: `with resources.warehouse() as wh:`)."""
+        return WAREHOUSES[self.warehouse_backend](self.settings)
+
+    @property
+    def warehouse_location(self) -> str:
+        """Where the warehouse is, for people: the DuckDB file or the Snowflake database."""
+        if self.warehouse_backend == "duckdb":
+            return str(warehouse_path(self.settings))
+        wh = self.settings.warehouse
+        return f"snowflake://{wh.snowflake_account}/{wh.snowflake_database}"
 
     def s3_client(self) -> Any:
         """A boto3 S3 client for the object store (path-style: S3Proxy and most S3 stores)."""

@@ -1,0 +1,4 @@
+{#- The warehouse has three schemas, named as they are: raw (the batch job's), staging, marts. -#}
+{% macro generate_schema_name(custom_schema_name, node) -%}
+    {{ (custom_schema_name or target.schema) | trim }}
+{%- endmacro %}

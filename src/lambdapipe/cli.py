@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from lambdapipe.batch.cli import app as batch_app
 from lambdapipe.contracts.cli import app as schemas_app
 from lambdapipe.demo.cli import app as demo_app
 from lambdapipe.errors import Problem
@@ -152,6 +153,7 @@ _mount(cdc_app, "cdc")
 _mount(serving_app)
 _mount(speed_app, "speed")
 _mount(lake_app, "lake")
+_mount(batch_app, "batch")
 
 
 def main() -> None:

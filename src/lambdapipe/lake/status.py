@@ -118,8 +118,10 @@ def table_status(
     except NoSuchTableError:
         return TableStatus(raw.name, raw.topic, exists=False)
     snapshot = table.current_snapshot()
-    files: pa.Table = table.inspect.files() if snapshot is not None else pa.table({})
-    archived = archived_offsets(table) if snapshot is not None else {}
+    # the snapshot's own totals: no manifest read, and right for a commit that added no file
+    totals = snapshot.summary.additional_properties if snapshot and snapshot.summary else {}
+    rows = int(totals.get("total-records", 0))
+    archived = archived_offsets(table) if rows else {}
     watermarks = offsets.watermarks(raw.topic) if offsets is not None else {}
     partitions = [
         PartitionLag(
@@ -139,9 +141,9 @@ def table_status(
         committed_at=(
             datetime.fromtimestamp(snapshot.timestamp_ms / 1000, UTC) if snapshot else None
         ),
-        files=files.num_rows,
-        rows=int(pc.sum(files["record_count"]).as_py() or 0) if files.num_rows else 0,
-        bytes=int(pc.sum(files["file_size_in_bytes"]).as_py() or 0) if files.num_rows else 0,
+        files=int(totals.get("total-data-files", 0)),
+        rows=rows,
+        bytes=int(totals.get("total-files-size", 0)),
         partitions=partitions,
     )
 
@@ -158,3 +160,32 @@ def lake_status(settings: Settings, with_kafka: bool = True) -> list[TableStatus
     finally:
         if offsets is not None:
             offsets.close()
+
+
+def commit_freshness(table: Table, since_ms: int = 0) -> list[float]:
+    """Seconds from each record's Kafka timestamp to the commit of the snapshot that added it,
+    for the appends committed after `since_ms` (the lake's freshness, record by record)."""
+    import pyarrow.parquet as pq
+
+    ages: list[float] = []
+    for snapshot in table.snapshots():
+        summary = snapshot.summary
+        if (
+            snapshot.timestamp_ms < since_ms
+            or summary is None
+            or summary.operation.value != "append"
+        ):
+            continue
+        for manifest in snapshot.manifests(table.io):
+            if manifest.added_snapshot_id != snapshot.snapshot_id:
+                continue
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+                if entry.snapshot_id != snapshot.snapshot_id:
+                    continue
+                with table.io.new_input(entry.data_file.file_path).open() as handle:
+                    column = pq.read_table(handle, columns=["kafka_timestamp"])["kafka_timestamp"]
+                millis = pc.cast(pc.cast(column, pa.timestamp("ms", tz="UTC")), pa.int64())
+                ages.extend(
+                    (snapshot.timestamp_ms - m) / 1000 for m in millis.to_pylist() if m is not None
+                )
+    return ages

@@ -24,6 +24,8 @@ PASSED_THROUGH: Final = (
     StructField("kafka_timestamp", TimestampType()),
     StructField("record_day", DateType()),
     StructField("in_day", BooleanType()),
+    # the lake's parse of the event time (also of records the validator rejects)
+    StructField("raw_event_time", TimestampType()),
 )
 _VALIDATED: Final = ("key", "value", "topic", "partition", "offset", "batch_time")
 
@@ -59,7 +61,8 @@ def classify_raw(
     prepared = rows.select(
         *(F.col(c) for c in ("key", "value", "topic", "partition", "offset")),
         F.col("kafka_timestamp").alias("batch_time"),
-        *extra,
+        *[F.col(name) for name in extra if name != "raw_event_time"],
+        F.col("event_time").alias("raw_event_time"),
     )
     return prepared.mapInArrow(classify, batch_classified_schema())
 

@@ -53,6 +53,9 @@ def run(
         str, typer.Option(help="how far into the next day sessions are followed to close")
     ] = "6h",
     driver_memory: Annotated[str | None, typer.Option(help="Spark driver heap, e.g. 1g")] = None,
+    warehouse: Annotated[
+        bool, typer.Option(help="load the warehouse's RAW tables and build them with dbt")
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable summary")] = False,
 ) -> None:
     """Recompute each day from the raw tables; replace its rows in the curated tables."""
@@ -73,6 +76,7 @@ def run(
             horizon=_hours(horizon),
             driver_memory=driver_memory,
             progress=status.update,
+            warehouse=warehouse,
         )
     if as_json:
         sys.stdout.write(json.dumps(summary_dict(result), indent=2) + "\n")
@@ -82,8 +86,20 @@ def run(
 
 def summary_dict(result: BatchRun) -> dict[str, object]:
     """The run's summary as plain data."""
+    dbt = result.dbt
     return {
+        "batch_id": result.batch_id,
         "users_history_rows": result.users_history_rows,
+        "raw_loaded": {d.isoformat(): rows for d, rows in result.raw_loaded.items()},
+        "dbt": None
+        if dbt is None
+        else {
+            "success": dbt.success,
+            "nodes": [
+                {"name": r.name, "kind": r.kind, "status": r.status, "rows": r.rows}
+                for r in dbt.results
+            ],
+        },
         "days": [
             {
                 "day": d.day.isoformat(),
@@ -131,3 +147,21 @@ def _print(result: BatchRun) -> None:
     if cut:
         console.print(f"[yellow]{cut} sessions still open at the horizon were cut there[/]")
     console.print(f"users history: {result.users_history_rows:,} versions")
+    if result.raw_loaded:
+        loads = Table(title=f"warehouse RAW loaded ({result.batch_id})")
+        names = sorted({t for rows in result.raw_loaded.values() for t in rows})
+        for column in ("day", *names):
+            loads.add_column(column, justify="left" if column == "day" else "right")
+        for moment, loaded in result.raw_loaded.items():
+            loads.add_row(moment.isoformat(), *(f"{loaded.get(t, 0):,}" for t in names))
+        console.print(loads)
+    if result.dbt is not None:
+        nodes = Table(title="dbt build")
+        for column in ("node", "kind", "status", "rows", "seconds"):
+            nodes.add_column(column, justify="right" if column in ("rows", "seconds") else "left")
+        for node in result.dbt.results:
+            colour = "red" if node.failed else "green"
+            count = "" if node.rows is None else f"{node.rows:,}"
+            status = f"[{colour}]{node.status}[/]"
+            nodes.add_row(node.name, node.kind, status, count, f"{node.seconds:.2f}")
+        console.print(nodes)

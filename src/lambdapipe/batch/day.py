@@ -16,7 +16,7 @@ from lambdapipe.batch.rows import (
     curated_transactions,
     window_events,
 )
-from lambdapipe.batch.sessions import sessions_of_day
+from lambdapipe.batch.sessions import sessions_of_day, window_sessions, with_sessions
 from lambdapipe.batch.window import DayWindow, records_in_window
 from lambdapipe.contracts.validate import Limits
 
@@ -95,13 +95,16 @@ def day_outputs(
     users: DataFrame,
     products: DataFrame,
     window_rows: DataFrame | None = None,
+    sessions: DataFrame | None = None,
 ) -> DayOutputs:
     """Every curated row of `window.day` from the classified window (`classified_window`);
-    `window_rows`: the window's events (`window_events`), when the caller keeps them cached."""
+    `window_rows` (`window_events`) and `sessions` (`window_sessions`) when the caller keeps
+    them cached."""
     events = window_rows if window_rows is not None else window_events(classified, topics.events)
+    spans = sessions if sessions is not None else window_sessions(events, window)
     return DayOutputs(
-        events=curated_events(events, users, products),
+        events=with_sessions(curated_events(events, users, products), spans),
         transactions=curated_transactions(classified, topics.transactions, users, products),
         dead_letters=curated_dead_letters(classified),
-        sessions=sessions_of_day(events, window, users),
+        sessions=sessions_of_day(spans, window, users),
     )

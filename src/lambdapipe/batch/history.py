@@ -95,3 +95,65 @@ def users_history(changes: DataFrame) -> DataFrame:
 def products_history(changes: DataFrame) -> DataFrame:
     """The products' name and category history (`raw.products_changes` rows in)."""
     return history(changes, "product_id", PRODUCT_ATTRIBUTES)
+
+
+# The product columns of the catalogue snapshot (RAW `products`), as Debezium writes them.
+CATALOGUE: Final = (
+    ("product_id", "string"),
+    ("name", "string"),
+    ("category", "string"),
+    ("subcategory", "string"),
+    ("brand", "string"),
+    ("price", "decimal(10,2)"),
+    ("cost", "decimal(10,2)"),
+    ("is_active", "boolean"),
+    ("created_at", "timestamp"),
+    ("updated_at", "timestamp"),
+)
+
+
+def catalogue_as_of(changes: DataFrame, moment: datetime) -> DataFrame:
+    """Every product as it was at `moment` (the last image committed before it, else its first
+    image: the beginning-of-time rule above); products deleted by then are absent."""
+    image = StructType([StructField(n, StringType()) for n, _ in CATALOGUE])
+    schema = StructType(
+        [
+            StructField("op", StringType()),
+            StructField("before", image),
+            StructField("after", image),
+            StructField("source", StructType([StructField("lsn", LongType())])),
+        ]
+    )
+    parsed = changes.where(F.col("value").isNotNull()).select(
+        F.from_json(F.col("value").cast("string"), schema).alias("c"),
+        F.col("event_time").alias("recorded_at"),
+        "partition",
+        "offset",
+    )
+    key = F.coalesce(F.col("c.after.product_id"), F.col("c.before.product_id"))
+    rows = parsed.select(
+        key.alias("_key"),
+        F.col("c.after").alias("after"),
+        ((F.col("c.op") == "d") | F.col("c.after").isNull()).alias("deleted"),
+        F.col("c.source.lsn").alias("lsn"),
+        "recorded_at",
+        "partition",
+        "offset",
+    ).where(F.col("_key").isNotNull())
+    order = Window.partitionBy("_key").orderBy("lsn", "partition", "offset")
+    ranked = rows.withColumn("_n", F.row_number().over(order))
+    known = ranked.where((F.col("recorded_at") < F.lit(moment)) | (F.col("_n") == 1))
+    latest = Window.partitionBy("_key").orderBy(
+        F.desc("lsn"), F.desc("partition"), F.desc("offset")
+    )
+    last = known.withColumn("_last", F.row_number().over(latest) == 1).where("_last")
+    return last.where(~F.col("deleted")).select(
+        *[
+            (
+                F.to_timestamp(F.col(f"after.{n}"))
+                if kind == "timestamp"
+                else F.col(f"after.{n}").cast(kind)
+            ).alias(n)
+            for n, kind in CATALOGUE
+        ]
+    )

@@ -11,7 +11,8 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -20,6 +21,7 @@ from lambdapipe.batch import tables
 from lambdapipe.batch.day import Topics, classified_window, day_outputs, tally
 from lambdapipe.batch.history import products_history, users_history
 from lambdapipe.batch.rows import window_events
+from lambdapipe.batch.sessions import window_sessions
 from lambdapipe.batch.window import (
     DEFAULT_HORIZON,
     DEFAULT_LOOKBACK_DAYS,
@@ -29,6 +31,9 @@ from lambdapipe.errors import Problem
 from lambdapipe.lake.tables import RAW_COLUMNS
 from lambdapipe.lake.tables import qualified as raw_name
 from lambdapipe.settings import Settings
+
+if TYPE_CHECKING:
+    from lambdapipe.warehouse.transform import DbtRun
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +63,14 @@ class DaySummary:
 
 @dataclass
 class BatchRun:
-    """Every day of one `batch run`, and the users history it rebuilt."""
+    """Every day of one `batch run`, the users history it rebuilt, and the warehouse step."""
 
     days: list[DaySummary] = field(default_factory=list)
     users_history_rows: int = 0
+    batch_id: str = ""
+    # day -> RAW table -> rows loaded
+    raw_loaded: dict[date, dict[str, int]] = field(default_factory=dict)
+    dbt: DbtRun | None = None
 
 
 Progress = Callable[[str], None]
@@ -109,7 +118,7 @@ class BatchJob:
 
     def run(self, days: Iterable[date], progress: Progress = lambda line: None) -> BatchRun:
         """Rebuild the histories, then each day in order."""
-        result = BatchRun()
+        result = BatchRun(batch_id=datetime.now(UTC).strftime("batch-%Y%m%dT%H%M%SZ"))
         progress("users and products history")
         users = users_history(self._raw("users_changes", False)).persist()
         products = products_history(self._raw("products_changes", False)).persist()
@@ -121,6 +130,22 @@ class BatchJob:
         users.unpersist()
         products.unpersist()
         return result
+
+    def load_warehouse(self, result: BatchRun, progress: Progress = lambda line: None) -> None:
+        """Replace each day of the run in the warehouse's RAW tables, then build with dbt."""
+        from lambdapipe.batch.load import load_day
+        from lambdapipe.resources import Resources
+        from lambdapipe.warehouse.transform import build
+
+        changes = self._raw("products_changes", False)
+        with Resources(self.settings).warehouse() as warehouse:
+            for summary in result.days:
+                progress(f"{summary.day}: loading the warehouse's RAW tables")
+                result.raw_loaded[summary.day] = load_day(
+                    self.spark, self.settings, warehouse, summary.day, result.batch_id, changes
+                )
+        progress("dbt build: staging, marts and their tests")
+        result.dbt = build(self.settings)
 
     def run_day(
         self,
@@ -139,7 +164,8 @@ class BatchJob:
         try:
             counted = tally(classified, topics)
             events = window_events(classified, topics.events).persist(StorageLevel.MEMORY_AND_DISK)
-            outputs = day_outputs(classified, window, topics, users, products, events)
+            spans = window_sessions(events, window).persist(StorageLevel.MEMORY_AND_DISK)
+            outputs = day_outputs(classified, window, topics, users, products, events, spans)
             expected = {
                 tables.EVENTS: counted.events,
                 tables.TRANSACTIONS: counted.transactions,
@@ -161,6 +187,7 @@ class BatchJob:
                 self.spark, self.settings, tables.SESSIONS, sessions.drop("cut"), day, n_sessions
             )
             sessions.unpersist()
+            spans.unpersist()
             events.unpersist()
         finally:
             classified.unpersist()
@@ -202,6 +229,7 @@ def main(
     horizon: timedelta = DEFAULT_HORIZON,
     driver_memory: str | None = None,
     progress: Progress = lambda line: None,
+    warehouse: bool = True,
 ) -> BatchRun:
     """Build the session from settings, run the days, release everything."""
     from lambdapipe.spark import build_spark
@@ -214,6 +242,10 @@ def main(
         driver_memory=driver_memory or settings.lake.driver_memory,
     )
     try:
-        return BatchJob(spark, settings, lookback_days, horizon).run(days, progress)
+        job = BatchJob(spark, settings, lookback_days, horizon)
+        result = job.run(days, progress)
+        if warehouse:
+            job.load_warehouse(result, progress)
+        return result
     finally:
         spark.stop()

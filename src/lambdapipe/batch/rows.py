@@ -62,6 +62,7 @@ def curated_dead_letters(classified: DataFrame) -> DataFrame:
         F.col("partition").alias("source_partition"),
         F.col("offset").alias("source_offset"),
         "kafka_timestamp",
+        F.col("raw_event_time").alias("event_time"),
         "reason",
         F.coalesce(F.col("detail"), F.lit("")).alias("detail"),
         "event_type",

@@ -7,7 +7,7 @@ conservation adds up to the lake's.
 
 Day D reads the Kafka-timestamp partitions D - 1 (events up to the skew ahead of the clock)
 through D + 1 + lookback (late arrivals), plus the accepted events of the neighbouring days that
-sessions need: those within the inactivity gap before midnight (a session that was open at
+sessions need: those of the last `horizon` before midnight (a session that was open at
 midnight belongs to the day before), and those of the next day's first `horizon` (to close the
 sessions that start on D and cross midnight).
 """
@@ -54,8 +54,9 @@ class DayWindow:
 
     @property
     def sessions_from(self) -> datetime:
-        """The earliest event time sessions read: one gap before midnight."""
-        return self.start - self.gap
+        """The earliest event time sessions read: the horizon before midnight (at least a gap:
+        enough to see that a session was open at midnight; more labels its events exactly)."""
+        return self.start - max(self.horizon, self.gap)
 
     @property
     def sessions_until(self) -> datetime:

@@ -63,9 +63,10 @@ def build_spark(
     environment for the driver, which in local mode is also the executor, and the executors).
     """
     speed = settings.speed
+    master = Resources(settings).spark_master
     jars = kafka_jars(settings) + (iceberg_jars(settings) if lake else [])
     builder = (
-        SparkSession.builder.master(Resources(settings).spark_master)
+        SparkSession.builder.master(master)
         .appName(app_name)
         .config("spark.jars", ",".join(str(jar) for jar in jars))
         .config("spark.driver.memory", driver_memory or speed.driver_memory)
@@ -82,6 +83,12 @@ def build_spark(
         .config("spark.sql.streaming.numRecentProgressUpdates", "10")
         .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=WARN")
     )
+    if master.startswith("local"):
+        # on one machine the driver and block manager listen on loopback only, never on the
+        # host's network (on a cluster the executors must reach them: the cluster sets these)
+        builder = builder.config("spark.driver.bindAddress", LOOPBACK).config(
+            "spark.driver.host", LOOPBACK
+        )
     if lake:
         catalog = Resources(settings).lake()
         # the JVM inherits this process's environment when it starts (below)
@@ -95,5 +102,6 @@ def build_spark(
     return session
 
 
+LOOPBACK = "127.0.0.1"
 # State lives off the JVM heap and checkpoints incrementally.
 _ROCKSDB = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"

@@ -68,7 +68,9 @@ def run(
     if lookback_days < 0:
         raise Problem("--lookback-days must be 0 or more")
     days = [one] if one is not None else days_between(start, end)  # type: ignore[arg-type]
-    with console.status("batch starting") as status:
+    # with --json, stdout carries the document alone: progress goes to stderr
+    shown = Console(stderr=True) if as_json else console
+    with shown.status("batch starting") as status:
         result = run_days(
             get_settings(),
             days,

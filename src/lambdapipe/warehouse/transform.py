@@ -7,6 +7,7 @@ environment variable (`env_var()`), set for the run only, never written in a fil
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -150,6 +151,18 @@ def _node_result(result: Any) -> NodeResult:
     )
 
 
+def _close_log_files(directory: Path) -> None:
+    """Close dbt's log file: the next invocation replaces its handler without closing it."""
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if not isinstance(logger, logging.Logger):
+            continue
+        for handler in list(logger.handlers):
+            name = getattr(handler, "baseFilename", "")
+            if name and Path(name).parent == directory:
+                handler.close()
+                logger.removeHandler(handler)
+
+
 def run_dbt(settings: Settings, args: Sequence[str], *, check: bool = True) -> DbtRun:
     """Run `dbt <args>` on the profile's warehouse; a failing node is a Problem when `check`.
 
@@ -177,7 +190,10 @@ def run_dbt(settings: Settings, args: Sequence[str], *, check: bool = True) -> D
         str(state / "logs"),
     )
     with _secret_environment(settings):
-        outcome = dbtRunner().invoke(["--no-use-colors", "--quiet", *command])
+        try:
+            outcome = dbtRunner().invoke(["--no-use-colors", "--quiet", *command])
+        finally:
+            _close_log_files(state / "logs")
     if outcome.exception is not None:
         raise Problem(
             f"dbt {args[0]} could not run: {outcome.exception}",

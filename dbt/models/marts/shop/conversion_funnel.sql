@@ -28,13 +28,13 @@ funnel as (
         count(*) as sessions,
         {% for step in steps -%}
         -- sessions with at least one {{ step }} (what the generator's truth counts)
-        sum(case when {{ counts[step] }} > 0 then 1 else 0 end) as sessions_with_{{ step }},
+        count_if({{ counts[step] }} > 0) as sessions_with_{{ step }},
         {% endfor -%}
         {% for step in steps -%}
         -- sessions with every step up to {{ step }} (what the serving store's funnel counts)
-        sum(case when
+        count_if(
             {%- for earlier in steps[:loop.index] %} {{ counts[earlier] }} > 0{% if not loop.last %} and{% endif %}{% endfor %}
-            then 1 else 0 end) as reached_{{ step }},
+        ) as reached_{{ step }},
         {% endfor -%}
         max(loaded_through) as loaded_through
 

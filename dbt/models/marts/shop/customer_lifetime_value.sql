@@ -30,7 +30,7 @@ sessions as (
     select
         user_id,
         count(*) as sessions,
-        sum(case when converted then 1 else 0 end) as converted_sessions
+        count_if(converted) as converted_sessions
 
     from {{ ref('user_sessions') }}
     group by user_id
@@ -43,7 +43,7 @@ transactions as (
         user_id,
         min(case when is_completed then transaction_at end) as first_purchase_at,
         count(*) as transactions,
-        sum(case when is_completed then 1 else 0 end) as completed_transactions,
+        count_if(is_completed) as completed_transactions,
         {{ gross_bookings('total_amount') }} as gross_bookings,
         {{ revenue('total_amount', 'status') }} as revenue,
         {{ refunds('total_amount', 'status') }} as refunds

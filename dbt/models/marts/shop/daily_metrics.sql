@@ -23,10 +23,10 @@ events as (
     select
         event_date as metric_date,
         count(*) as events,
-        sum(case when is_valid then 0 else 1 end) as events_breaking_rules,
+        count_if(not is_valid) as events_breaking_rules,
         count(distinct user_id) as users,
         {% for event_type, column in var('event_type_counts').items() -%}
-        sum(case when event_type = '{{ event_type }}' then 1 else 0 end) as {{ column }},
+        count_if(event_type = '{{ event_type }}') as {{ column }},
         {% endfor -%}
         max(loaded_through) as loaded_through
 
@@ -43,7 +43,7 @@ sessions as (
     select
         session_date as metric_date,
         count(*) as sessions,
-        sum(case when converted then 1 else 0 end) as converted_sessions,
+        count_if(converted) as converted_sessions,
         sum(duration_s) as session_seconds,
         max(loaded_through) as loaded_through
 
@@ -60,7 +60,7 @@ transactions as (
     select
         transaction_date as metric_date,
         count(*) as transactions,
-        sum(case when is_completed then 1 else 0 end) as completed_transactions,
+        count_if(is_completed) as completed_transactions,
         {{ gross_bookings('total_amount') }} as gross_bookings,
         {{ revenue('total_amount', 'status') }} as revenue,
         {{ refunds('total_amount', 'status') }} as refunds,
@@ -80,7 +80,7 @@ dead_letters as (
         batch_day as metric_date,
         count(*) as dead_letters,
         {% for reason in var('rejection_reasons') -%}
-        sum(case when reason = '{{ reason }}' then 1 else 0 end) as dead_letters_{{ reason }},
+        count_if(reason = '{{ reason }}') as dead_letters_{{ reason }},
         {% endfor -%}
         max(loaded_at) as loaded_through
 

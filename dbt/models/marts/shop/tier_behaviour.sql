@@ -27,7 +27,7 @@ events as (
         count(*) as events,
         count(distinct user_id) as users,
         {% for event_type, column in var('event_type_counts').items() -%}
-        sum(case when event_type = '{{ event_type }}' then 1 else 0 end) as {{ column }},
+        count_if(event_type = '{{ event_type }}') as {{ column }},
         {% endfor -%}
         max(loaded_through) as loaded_through
 
@@ -45,7 +45,7 @@ sessions as (
         session_date as activity_date,
         user_tier,
         count(*) as sessions,
-        sum(case when converted then 1 else 0 end) as converted_sessions,
+        count_if(converted) as converted_sessions,
         sum(duration_s) as session_seconds,
         max(loaded_through) as loaded_through
 
@@ -63,7 +63,7 @@ transactions as (
         transaction_date as activity_date,
         user_tier,
         count(*) as transactions,
-        sum(case when is_completed then 1 else 0 end) as completed_transactions,
+        count_if(is_completed) as completed_transactions,
         {{ gross_bookings('total_amount') }} as gross_bookings,
         {{ revenue('total_amount', 'status') }} as revenue,
         {{ refunds('total_amount', 'status') }} as refunds,

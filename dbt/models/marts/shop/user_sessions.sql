@@ -37,9 +37,9 @@ sessions as (
         max(event_at) as session_end,
         count(*) as event_count,
         {% for event_type, column in var('event_type_counts').items() -%}
-        sum(case when event_type = '{{ event_type }}' then 1 else 0 end) as {{ column }},
+        count_if(event_type = '{{ event_type }}') as {{ column }},
         {% endfor -%}
-        coalesce(sum(case when is_purchase then quantity end), 0) as items,
+        cast(coalesce(sum(case when is_purchase then quantity end), 0) as bigint) as items,
         {{ gross_bookings("case when is_purchase then transaction_total_amount end") }} as gross_bookings,
         {{ revenue("transaction_total_amount", "transaction_status") }} as revenue,
         min(device_type) as device_type,

@@ -164,7 +164,8 @@ def lake_status(settings: Settings, with_kafka: bool = True) -> list[TableStatus
 
 def commit_freshness(table: Table, since_ms: int = 0) -> list[float]:
     """Seconds from each record's Kafka timestamp to the commit of the snapshot that added it,
-    for the appends committed after `since_ms` (the lake's freshness, record by record)."""
+    for the records that reached Kafka after `since_ms` (the lake's freshness, record by
+    record; a `since_ms` after the archiver's first commit leaves its start-up out)."""
     import pyarrow.parquet as pq
 
     ages: list[float] = []
@@ -186,6 +187,8 @@ def commit_freshness(table: Table, since_ms: int = 0) -> list[float]:
                     column = pq.read_table(handle, columns=["kafka_timestamp"])["kafka_timestamp"]
                 millis = pc.cast(pc.cast(column, pa.timestamp("ms", tz="UTC")), pa.int64())
                 ages.extend(
-                    (snapshot.timestamp_ms - m) / 1000 for m in millis.to_pylist() if m is not None
+                    (snapshot.timestamp_ms - m) / 1000
+                    for m in millis.to_pylist()
+                    if m is not None and m >= since_ms
                 )
     return ages

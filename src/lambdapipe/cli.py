@@ -25,6 +25,7 @@ from lambdapipe.runtime.stack import Stack, status_dicts, with_kafka_nodes
 from lambdapipe.serving.cli import app as serving_app
 from lambdapipe.settings import get_settings
 from lambdapipe.speed.cli import app as speed_app
+from lambdapipe.warehouse.cli import app as warehouse_app
 
 app = typer.Typer(
     help="lambdapipe: a Lambda Architecture analytics pipeline for an online shop.",
@@ -153,6 +154,7 @@ _mount(cdc_app, "cdc")
 _mount(serving_app)
 _mount(speed_app, "speed")
 _mount(lake_app, "lake")
+_mount(warehouse_app, "warehouse")
 _mount(batch_app, "batch")
 
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from lambdapipe.batch.day import classified_window, day_outputs, tally
 from lambdapipe.batch.history import users_history
@@ -245,6 +246,12 @@ def test_sessions_belong_to_the_day_they_start(spark: SparkSession) -> None:
     assert sorted(r["event_id"] for r in out.events.collect()) == [eid(n) for n in range(2, 7)]
     assert tally(classified, TOPICS).events == 5
     assert not any(r["cut"] for r in out.sessions.collect())
+    # each event carries the start of its batch session, the previous day's included
+    starts = {r["event_id"]: r["session_start"].isoformat() for r in out.events.collect()}
+    assert starts[eid(2)] == "2026-03-01T23:45:00"
+    assert starts[eid(5)] == "2026-03-02T11:00:00" and starts[eid(4)] == "2026-03-02T10:00:00"
+    keys = {r["session_key"] for r in out.events.where(f"event_id = '{eid(6)}'").collect()}
+    assert keys == {f"{S3}/{int(at('2026-03-02T23:50:00').timestamp() * 1000)}"}
 
 
 def test_a_session_still_open_at_the_horizon_is_cut_and_counted(spark: SparkSession) -> None:
@@ -342,3 +349,48 @@ def test_conservation_raw_equals_rows_plus_dead_letters_plus_repeats(spark: Spar
     assert rows + counted.duplicates == counted.raw_records
     assert (counted.duplicates, counted.dead_letters) == (7, {"missing_field": 1, "not_object": 1})
     assert window_events(classified, TOPICS.events).count() == 30
+
+
+def test_the_catalogue_as_of_a_moment_and_the_raw_selection(spark: SparkSession) -> None:
+    from lambdapipe.batch.history import catalogue_as_of
+    from lambdapipe.batch.load import raw_selection
+    from lambdapipe.warehouse.raw import arrow_schema
+
+    pid = "2f3e4d5c-6b7a-4988-8776-655443322110"
+
+    def product(op: str, price: str, when: str, lsn: int) -> dict[str, object]:
+        image = {
+            "product_id": pid, "name": "Lamp", "category": "home", "subcategory": "light",
+            "brand": "Acme", "price": price, "cost": "5.00", "is_active": True,
+            "created_at": "2026-01-01T00:00:00.000000Z", "updated_at": f"{when}.000000Z",
+        }  # fmt: skip
+        millis = int(at(when).timestamp() * 1000)
+        return {"op": op, "before": None, "after": image, "source": {"ts_ms": millis, "lsn": lsn}}
+
+    changes = raw_rows(
+        spark,
+        [
+            Record("p", product("r", "10.00", "2026-03-01T08:00:00", 1), at("2026-03-01T08:00:00")),
+            Record("p", product("u", "12.00", "2026-03-02T12:00:00", 2), at("2026-03-02T12:00:00")),
+            Record("p", product("u", "15.00", "2026-03-03T12:00:00", 3), at("2026-03-03T12:00:00")),
+        ],
+        kind="debezium_ts_ms",
+    )
+    prices = {
+        when: [r["price"] for r in catalogue_as_of(changes, at(when)).collect()]
+        for when in ("2026-02-01T00:00:00", "2026-03-03T00:00:00", "2026-03-04T00:00:00")
+    }
+    assert prices == {
+        "2026-02-01T00:00:00": [Decimal("10.00")],  # before the first image: the first image
+        "2026-03-03T00:00:00": [Decimal("12.00")],
+        "2026-03-04T00:00:00": [Decimal("15.00")],
+    }
+    catalogue = catalogue_as_of(changes, at("2026-03-04T00:00:00"))
+    assert set(catalogue.columns) == set(arrow_schema("products").names) - {"file_name"}
+    _, out = outputs(
+        spark, [Record("events", event(at=at("2026-03-02T09:00:00")), at("2026-03-02T09:00:00"))]
+    )
+    selected = raw_selection(
+        out.events.withColumn("_file", F.lit("s3://x/1.parquet")), "user_events"
+    )
+    assert selected.columns == arrow_schema("user_events").names

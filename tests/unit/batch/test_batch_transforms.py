@@ -15,7 +15,7 @@ from lambdapipe.batch.history import users_history
 from lambdapipe.batch.rows import window_events
 from lambdapipe.batch.window import DayWindow
 from lambdapipe.speed.records import classify_batch
-from tests.unit.batch.conftest import (
+from tests.unit.batch.lake_rows import (
     DAY,
     TOPICS,
     WINDOW,
@@ -26,7 +26,7 @@ from tests.unit.batch.conftest import (
     raw_rows,
 )
 from tests.unit.contracts.corpus import CASES, NOW
-from tests.unit.speed.conftest import event, transaction
+from tests.unit.speed.streams import event, transaction
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::ResourceWarning"),

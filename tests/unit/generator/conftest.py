@@ -1,4 +1,4 @@
-"""Helpers for generator tests: small runs into temporary files, read back as parsed records."""
+"""Generator test fixtures: small runs into temporary files (reading them back: outputs.py)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from lambdapipe.generator.run import RunConfig, Summary, plan, run
-from lambdapipe.generator.sinks import transactions_path
-
-START = "2026-03-02T00:00:00Z"  # a Monday
+from tests.unit.generator.outputs import START
 
 
 @pytest.fixture
@@ -36,15 +33,3 @@ def generate(tmp_path: Path) -> Callable[..., tuple[Summary, Path]]:
         return run(config), path
 
     return _generate
-
-
-def read_lines(path: Path) -> list[bytes]:
-    """The raw records of a JSON-lines file."""
-    return path.read_bytes().splitlines()
-
-
-def read_records(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Parsed events and transactions of an events file and its transactions sibling."""
-    events = [orjson.loads(line) for line in read_lines(path)]
-    transactions = [orjson.loads(line) for line in read_lines(transactions_path(path))]
-    return events, transactions

@@ -17,8 +17,7 @@ from lambdapipe.contracts import Reason, validate_event, validate_transaction
 from lambdapipe.generator.cli import app
 from lambdapipe.generator.run import Summary
 from lambdapipe.generator.sinks import transactions_path
-
-from .conftest import START, read_lines, read_records
+from tests.unit.generator.outputs import START, read_lines, read_records
 
 Generate = Callable[..., tuple[Summary, Path]]
 ALL_FAULTS = (

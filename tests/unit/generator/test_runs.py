@@ -9,8 +9,7 @@ import orjson
 
 from lambdapipe.generator.population import users
 from lambdapipe.generator.run import plan, run
-
-from .conftest import START, read_lines
+from tests.unit.generator.outputs import START, read_lines
 
 
 def events_of(tmp_path: Path, name: str, run_number: int) -> list[dict[str, object]]:

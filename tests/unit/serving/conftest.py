@@ -35,12 +35,3 @@ def store(engine: EmbeddedStore) -> EmbeddedStore:
 @pytest.fixture(scope="session")
 def batch() -> Batch:
     return make_batch(20_000, seed=7)
-
-
-def load(store: EmbeddedStore, batch: Batch, token: str = "q:0") -> None:
-    """Insert a batch into the three realtime tables with per-table dedup tokens."""
-    store.insert_arrow("user_events_realtime", batch.events, f"{token}:user_events_realtime")
-    store.insert_arrow(
-        "transactions_realtime", batch.transactions, f"{token}:transactions_realtime"
-    )
-    store.insert_arrow("user_sessions_realtime", batch.sessions, f"{token}:user_sessions_realtime")

@@ -12,8 +12,7 @@ from bench.serving_sample import Batch
 from lambdapipe.contracts.clickhouse import enriched_tiers
 from lambdapipe.serving.api import Tier, create_app
 from lambdapipe.serving.embedded import EmbeddedStore
-
-from .conftest import load
+from tests.unit.serving.loading import load
 
 INJECTION = "gold' OR 1=1 --"
 ENDPOINTS = [

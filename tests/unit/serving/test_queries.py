@@ -12,8 +12,7 @@ from bench.serving_sample import make_batch
 from lambdapipe.serving import queries
 from lambdapipe.serving.ddl import DISTINCT
 from lambdapipe.serving.embedded import EmbeddedStore
-
-from .conftest import load
+from tests.unit.serving.loading import load
 
 REVENUE_FROM_BASE = """
 SELECT

@@ -16,8 +16,7 @@ from lambdapipe.serving.ddl import (
     funnel_step_flags,
 )
 from lambdapipe.serving.embedded import EmbeddedStore
-
-from .conftest import load
+from tests.unit.serving.loading import load
 
 MERGE = DISTINCT.replace("(", "Merge(", 1)
 REACHED = ", ".join(f"sum(a.reached_{step})" for step in FUNNEL_STEPS)

@@ -21,7 +21,7 @@ from lambdapipe.speed.handoff import SESSION_COLUMNS, decode, encode, handed_off
 from lambdapipe.speed.records import LATE, classify_records
 from lambdapipe.speed.serving_rows import event_rows, transaction_rows
 from lambdapipe.speed.sessionize import session_rows, sessionize
-from tests.unit.speed.conftest import SESSION, USER, event, kafka_rows, run_stream, transaction
+from tests.unit.speed.streams import SESSION, USER, event, kafka_rows, run_stream, transaction
 
 # PySpark's py4j sockets are closed by the JVM side; Python reports them as unclosed.
 pytestmark = [

@@ -1,4 +1,4 @@
-"""Batch-layer fixtures: raw lake rows built by the archiver's own transform."""
+"""Batch-layer test helpers: raw lake rows built by the archiver's own transform."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Speed-layer test fixtures: raw Kafka-like rows (the Spark session: tests/conftest.py)."""
+"""Speed-layer test helpers: shop records and Kafka-like rows (Spark: tests/conftest.py)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,12 @@ beside a developer's own stack.
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from lambdapipe.runtime.stack import Stack
 from lambdapipe.settings import Settings, ensure_local_secrets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,3 +35,16 @@ def stack_settings(name: str, port_offset: int, kafka_nodes: int = 1) -> Setting
         port_offset=port_offset,
         kafka={"nodes": kafka_nodes},  # type: ignore[arg-type]
     )
+
+
+@contextmanager
+def running_stack(settings: Settings) -> Iterator[Stack]:
+    """A stack started from empty data for the block, purged afterwards."""
+    shutil.rmtree(settings.home / "data", ignore_errors=True)
+    local = Stack(settings)
+    local.up(progress=lambda line: None)
+    try:
+        yield local
+    finally:
+        local.down(purge=True, progress=lambda line: None)
+        shutil.rmtree(settings.home, ignore_errors=True)

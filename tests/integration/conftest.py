@@ -5,14 +5,13 @@ Where it lives and its ports: `tests/stacks.py`. It is purged when the session e
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
 from lambdapipe.runtime.stack import Stack
 from lambdapipe.settings import Settings
-from tests.stacks import PORT_OFFSET, STACK_NAME, stack_settings
+from tests.stacks import PORT_OFFSET, STACK_NAME, running_stack, stack_settings
 
 # The speed layer's end-to-end scenarios (200K events through Spark, kill -9, store outage) need
 # the 2 cores to themselves for ~10 minutes; until they are proven on a quiet CI run they are
@@ -34,12 +33,8 @@ def stack_settings_main() -> Settings:
 @pytest.fixture(scope="session")
 def stack(stack_settings_main: Settings) -> Iterator[Stack]:
     """The whole 1-node stack, up for the session; purged at the end."""
-    shutil.rmtree(stack_settings_main.home / "data", ignore_errors=True)
-    local = Stack(stack_settings_main)
-    local.up(progress=lambda line: None)
-    yield local
-    local.down(purge=True, progress=lambda line: None)
-    shutil.rmtree(stack_settings_main.home, ignore_errors=True)
+    with running_stack(stack_settings_main) as local:
+        yield local
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ from lambdapipe.runtime.stack import Stack
 from lambdapipe.settings import Settings, as_environment
 from lambdapipe.topics import quiet
 from tests.pipeline_checks import produced, send_event
+from tests.stacks import PORT_OFFSET, STACK_NAME, running_stack, stack_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -206,8 +207,16 @@ def stamp(moment: datetime) -> str:
 
 
 @pytest.fixture(scope="module")
-def run(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    settings = stack.settings
+def batch_stack() -> Iterator[Stack]:
+    """A stack of its own: this module loads its own population and registers CDC, which the
+    dimension tests (exact snapshots of theirs) must not see on the shared stack."""
+    with running_stack(stack_settings(f"{STACK_NAME}-batch", PORT_OFFSET + 3000)) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def run(batch_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    settings = batch_stack.settings
     folder = tmp_path_factory.mktemp("batch")
     today = datetime.now(UTC).date()
     day = today - timedelta(days=1)

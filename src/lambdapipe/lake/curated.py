@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 import pyarrow as pa
+from pyiceberg.transforms import DayTransform
 
 from lambdapipe.contracts.registry import SchemaRegistry, default_registry
 from lambdapipe.contracts.rules import FieldRule, entity_records, merged_fields
@@ -61,9 +62,14 @@ def ensure_curated_events(
     schema = curated_schema("user_event", registry)
     catalog.create_namespace_if_not_exists(namespace)
     if not catalog.table_exists(identifier):
-        # unpartitioned until the batch layer, which writes it with Spark, chooses its layout
-        # (pyiceberg writes through a day transform only with its optional Rust core)
-        return catalog.create_table(identifier, schema=schema, properties={"format-version": "2"})
+        created = catalog.create_table(
+            identifier, schema=schema, properties={"format-version": "2"}
+        )
+        # the batch layer's layout (batch/tables.py: days(timestamp)): it replaces a day with
+        # Spark's overwritePartitions, which on an unpartitioned table would replace every day
+        with created.update_spec() as spec:
+            spec.add_field("timestamp", DayTransform(), "timestamp_day")
+        return catalog.load_table(identifier)
     table = catalog.load_table(identifier)
     known = set(table.schema().column_names)
     if any(name not in known for name in schema.names):

@@ -52,6 +52,8 @@ def test_an_added_optional_field_adds_a_column_old_rows_read_null(
     schemas = _schemas(tmp_path)
     table = ensure_curated_events(catalog, settings, SchemaRegistry(schemas))
     assert "coupon_code" not in table.schema().column_names
+    # the batch layer's layout (days(timestamp)): its day overwrite replaces one day, not all
+    assert [(f.name, str(f.transform)) for f in table.spec().fields] == [("timestamp_day", "day")]
     before = pa.Table.from_pylist(
         [
             {

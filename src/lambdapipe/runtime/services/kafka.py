@@ -147,8 +147,10 @@ class KafkaNode(Service):
             check=False,
         )
         if result.returncode != 0:
+            said = (result.stderr or result.stdout).strip().splitlines()
             raise Problem(
-                f"{self.name}: formatting the KRaft storage failed",
+                f"{self.name}: formatting the KRaft storage failed"
+                + (f": {said[-1][:300]}" if said else ""),
                 log_tail=(result.stdout + result.stderr)[-3000:],
             )
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from pyspark.sql import SparkSession
+from pyspark.sql.streaming.query import StreamingQuery
 
 from lambdapipe.errors import Problem
 from lambdapipe.resources import Resources
@@ -100,6 +103,18 @@ def build_spark(
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session
+
+
+def stop_between_batches(queries: Iterable[StreamingQuery], timeout_s: float = 120) -> None:
+    """Stop streaming queries between micro-batches: a running batch (a commit, a store write)
+    is let finish, up to `timeout_s`, before `stop()` interrupts it."""
+    for query in queries:
+        deadline = time.monotonic() + timeout_s
+        while query.isActive and query.status["isTriggerActive"]:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        query.stop()
 
 
 LOOPBACK = "127.0.0.1"

@@ -25,6 +25,7 @@ from lambdapipe.errors import Problem
 from lambdapipe.lake.metrics import LakeMetrics
 from lambdapipe.lake.tables import EventTime, RawTable, create_table_sql, qualified, raw_tables
 from lambdapipe.settings import Settings
+from lambdapipe.spark import stop_between_batches
 
 log = logging.getLogger(__name__)
 
@@ -158,13 +159,7 @@ class Archiver:
 
     def stop(self, queries: dict[str, StreamingQuery]) -> None:
         """Stop the queries between micro-batches (a commit is never cut in half on purpose)."""
-        for query in queries.values():
-            deadline = time.monotonic() + 120
-            while query.isActive and query.status["isTriggerActive"]:
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
-            query.stop()
+        stop_between_batches(queries.values())
 
     def run(
         self,

@@ -19,6 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
 from lambdapipe.settings import Settings
+from lambdapipe.spark import stop_between_batches
 from lambdapipe.speed.dimensions import TierState
 from lambdapipe.speed.handoff import HandoffProducer
 from lambdapipe.speed.metrics import SpeedMetrics
@@ -157,13 +158,7 @@ class SpeedJob:
 
     def stop(self, queries: dict[str, StreamingQuery]) -> None:
         """Stop the queries between micro-batches."""
-        for query in queries.values():
-            deadline = time.monotonic() + 120
-            while query.isActive and query.status["isTriggerActive"]:
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
-            query.stop()
+        stop_between_batches(queries.values())
 
     def run(
         self,

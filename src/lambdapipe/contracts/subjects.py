@@ -3,11 +3,20 @@
 Each subject gets its schema file with every `$ref` inlined (a self-contained document: the
 registry compares whole schemas, and consumers need no file resolution). The registered copy is
 declared draft-07: Apicurio 3.0's JSON compatibility checker knows drafts up to 7 and answers
-"could not determine version" for 2019-09/2020-12. Every keyword we use means the same in
-draft-07 except `unevaluatedProperties`, which the registry therefore does not judge (the
-contracts' own tests do); `schemas/` in the repository stays the 2020-12 source of truth.
-Registration and the compatibility check go through the Confluent-compatible API, which Apicurio
-serves at `/apis/ccompat/v7`, so a Confluent Schema Registry works the same.
+"could not determine version" for 2019-09/2020-12. Draft-07 has no `unevaluatedProperties`, the
+keyword that closes an event schema over its `$ref`ed base, and a checker that skips it sees an
+open content model, where adding any property is a breaking change. So each such model is
+registered flattened: the base's and the event's properties and required fields in one object
+with `additionalProperties: false`, the same records accepted, and adding an optional property
+to a closed model is backward compatible. `schemas/` in the repository stays the 2020-12 source
+of truth. Registration and the compatibility check go through the Confluent-compatible API,
+which Apicurio serves at `/apis/ccompat/v7`, so a Confluent Schema Registry works the same.
+
+A subject registered before the models were closed holds the open form, which the closed one
+cannot pass BACKWARD_TRANSITIVE against, although every record in the topics was validated
+closed. When the open version closes to exactly the schema being registered (same contract,
+another spelling), `register` replaces the subject: the records carry no schema id, so no reader
+depends on the old version's id.
 """
 
 from __future__ import annotations
@@ -27,6 +36,16 @@ from lambdapipe.settings import Settings
 COMPATIBILITY = "BACKWARD_TRANSITIVE"
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 REGISTERED_DRAFT = "http://json-schema.org/draft-07/schema#"
+OPEN_FORM_HINT = (
+    "the subject holds event schemas in the open form an earlier lambdapipe registered: run"
+    " `lambdapipe schemas register` with this release's schemas unchanged (it replaces that"
+    " form), then evolve them"
+)
+_DROPPED = ("$defs", "$id", "$schema")
+# what the layers of a closed model may hold (rules.py allows no more on an object schema)
+_LAYER_KEYWORDS = frozenset(
+    ("$schema", "$id", "title", "description", "type", "properties", "required")
+) | {"unevaluatedProperties"}
 
 
 def subjects(settings: Settings) -> dict[str, str]:
@@ -40,8 +59,12 @@ def subjects(settings: Settings) -> dict[str, str]:
     }
 
 
-def inline(relpath: str, registry: SchemaRegistry | None = None) -> dict[str, Any]:
-    """The schema at `relpath` with every `$ref` replaced by its target (no recursion exists)."""
+def inline(
+    relpath: str, registry: SchemaRegistry | None = None, close: bool = True
+) -> dict[str, Any]:
+    """The registered copy of the schema at `relpath`: every `$ref` replaced by its target (no
+    recursion exists), every model closed by `unevaluatedProperties` flattened (`closed`; with
+    `close=False`, the open form that was registered before)."""
     registry = registry or default_registry()
 
     def walk(node: Any, base: str) -> Any:
@@ -49,18 +72,58 @@ def inline(relpath: str, registry: SchemaRegistry | None = None) -> dict[str, An
             if "$ref" in node:
                 target, target_doc = registry.resolve(node["$ref"], base)
                 resolved = walk(target, target_doc)
-                siblings = {k: walk(v, base) for k, v in node.items() if k != "$ref"}
+                siblings = {
+                    k: walk(v, base) for k, v in node.items() if k != "$ref" and k not in _DROPPED
+                }
                 # a $ref beside other keywords is an allOf of both (draft 2020-12)
                 return {"allOf": [resolved], **siblings} if siblings else resolved
-            return {
-                k: walk(v, base) for k, v in node.items() if k not in ("$defs", "$id", "$schema")
-            }
+            return {k: walk(v, base) for k, v in node.items() if k not in _DROPPED}
         if isinstance(node, list):
             return [walk(item, base) for item in node]
         return node
 
-    document = dict(walk(registry.document(relpath), relpath))
+    document = walk(registry.document(relpath), relpath)
+    document = closed(document) if close else document
     return {"$schema": REGISTERED_DRAFT, "type": "object", **document}
+
+
+def closed(node: Any) -> Any:
+    """`node` with each `allOf` of object schemas closed by `unevaluatedProperties: false` merged
+    into one object with `additionalProperties: false` (the meaning draft-07 can say)."""
+    if isinstance(node, list):
+        return [closed(item) for item in node]
+    if not isinstance(node, Mapping):
+        return node
+    node = {k: closed(v) for k, v in node.items()}
+    if node.get("unevaluatedProperties") is not False or "allOf" not in node:
+        return node
+    layers = [*node["allOf"], {k: v for k, v in node.items() if k != "allOf"}]
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for layer in layers:
+        unknown = set(layer) - _LAYER_KEYWORDS
+        if unknown:
+            raise Problem(
+                f"cannot register {node.get('title')!r} as one closed object: {sorted(unknown)}",
+                hint="close an event with `unevaluatedProperties` over plain-property layers",
+            )
+        for name, schema in layer.get("properties", {}).items():
+            properties[name] = _both(properties[name], schema) if name in properties else schema
+        required += [name for name in layer.get("required", []) if name not in required]
+    described = {k: node[k] for k in ("title", "description") if k in node}
+    return {
+        **described,
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
+def _both(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """A property schema that holds where both hold (one object when no keyword clashes)."""
+    clash = any(k in first and first[k] != v for k, v in second.items())
+    return {"allOf": [first, second]} if clash else {**first, **second}
 
 
 @dataclass(frozen=True)
@@ -94,16 +157,20 @@ class RegistryClient:
 
     def register(self, subject: str, schema: Mapping[str, Any]) -> int:
         """Set the subject's compatibility level, then register (idempotent); the schema id."""
-        config = self._call("PUT", f"/config/{subject}", {"compatibility": COMPATIBILITY})
-        if config.status_code != 200:
-            raise Problem(f"setting compatibility of {subject} failed: {config.text}")
-        body = {"schemaType": "JSON", "schema": json.dumps(schema)}
-        response = self._call("POST", f"/subjects/{subject}/versions", body)
+        response = self._add_version(subject, schema)
+        if response.status_code == 409 and self._open_form_of(subject, schema):
+            for query in ("", "?permanent=true"):  # Confluent's API deletes softly, then for good
+                deleted = self._call("DELETE", f"/subjects/{subject}{query}")
+                if deleted.status_code != 200:
+                    raise Problem(f"replacing the open form of {subject} failed: {deleted.text}")
+            response = self._add_version(subject, schema)
         if response.status_code == 409:
             raise Problem(
                 f"{subject}: the registry refuses this schema as incompatible "
                 f"({COMPATIBILITY}): {response.json().get('message', response.text)}",
-                hint="run `lambdapipe schemas check` for details; evolve compatibly",
+                hint=OPEN_FORM_HINT
+                if self._open_form(subject) is not None
+                else "run `lambdapipe schemas check` for details; evolve compatibly",
             )
         if response.status_code != 200:
             raise Problem(f"registering {subject} failed: {response.text[:500]}")
@@ -122,12 +189,32 @@ class RegistryClient:
         if response.status_code != 200:
             raise Problem(f"checking {subject} failed: {response.text[:500]}")
         result = response.json()
-        return SubjectCheck(
-            subject,
-            registered=True,
-            compatible=bool(result.get("is_compatible")),
-            messages=[str(m) for m in result.get("messages", [])],
-        )
+        compatible = bool(result.get("is_compatible"))
+        messages = [str(m) for m in result.get("messages", [])]
+        if not compatible and self._open_form_of(subject, schema):
+            compatible, messages = True, ["open form registered: `schemas register` replaces it"]
+        elif not compatible and self._open_form(subject) is not None:
+            messages.append(OPEN_FORM_HINT)
+        return SubjectCheck(subject, registered=True, compatible=compatible, messages=messages)
+
+    def _add_version(self, subject: str, schema: Mapping[str, Any]) -> httpx.Response:
+        config = self._call("PUT", f"/config/{subject}", {"compatibility": COMPATIBILITY})
+        if config.status_code != 200:
+            raise Problem(f"setting compatibility of {subject} failed: {config.text}")
+        body = {"schemaType": "JSON", "schema": json.dumps(schema)}
+        return self._call("POST", f"/subjects/{subject}/versions", body)
+
+    def _open_form(self, subject: str) -> Any | None:
+        """The latest registered version if it still has open (unevaluatedProperties) models."""
+        latest = self._call("GET", f"/subjects/{subject}/versions/latest")
+        if latest.status_code != 200 or "unevaluatedProperties" not in latest.json()["schema"]:
+            return None
+        return json.loads(latest.json()["schema"])
+
+    def _open_form_of(self, subject: str, schema: Mapping[str, Any]) -> bool:
+        """Is the latest version the open form of `schema` itself (the same contract)?"""
+        registered = self._open_form(subject)
+        return registered is not None and closed(registered) == schema
 
 
 def register_all(settings: Settings) -> dict[str, int]:

@@ -9,10 +9,11 @@ from typing import Any
 
 import orjson
 import pytest
-from jsonschema import Draft202012Validator
+from jsonschema import Draft7Validator, Draft202012Validator
 from referencing import Registry, Resource
 
 from lambdapipe.contracts.registry import EVENT_TYPES, schemas_dir
+from lambdapipe.contracts.subjects import inline
 from lambdapipe.contracts.validate import EVENT_CHECKERS, TRANSACTION_CHECKER, RecordChecker
 
 from .corpus import CASES, EVENT_EXAMPLES, example
@@ -134,3 +135,29 @@ def test_reference_agrees_on_random_mutations(reference: dict[str, Draft202012Va
     fields = sorted(TRANSACTION_CHECKER.rules.field_names)
     for _ in range(500):
         _agree(TRANSACTION_CHECKER, reference["transaction"], _mutate(rng, transaction, fields))
+
+
+def test_the_registered_copy_accepts_what_the_source_accepts(
+    reference: dict[str, Draft202012Validator],
+) -> None:
+    """The registry's draft-07 copy (inlined, event models closed in one object) is the same
+    contract: the jsonschema reference agrees with it on the corpus and on random mutations."""
+    registered = {}
+    for name in reference:
+        schema = inline(f"entities/{name}.json")
+        Draft7Validator.check_schema(schema)
+        registered[name] = Draft7Validator(schema)
+    records: list[tuple[str, Any]] = []
+    for case in CASES:
+        try:
+            record = orjson.loads(case.raw)
+        except orjson.JSONDecodeError:
+            continue
+        records.append(("transaction" if case.kind == "transaction" else "user_event", record))
+    rng = random.Random(11)
+    for name in ("user", "product", "transaction", *EVENT_TYPES):
+        kind = name if name in reference else "user_event"
+        record = example(name)
+        records += [(kind, _mutate(rng, record, sorted(record))) for _ in range(100)]
+    for kind, record in records:
+        assert registered[kind].is_valid(record) == reference[kind].is_valid(record), record

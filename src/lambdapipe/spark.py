@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -115,6 +116,16 @@ def stop_between_batches(queries: Iterable[StreamingQuery], timeout_s: float = 1
                 break
             time.sleep(0.1)
         query.stop()
+
+
+def interrupt_on_sigterm() -> None:
+    """A streaming driver stopped with SIGTERM (the supervisor signals the driver alone, not its
+    JVM) stops its queries between micro-batches, as on Ctrl-C, then its session."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 LOOPBACK = "127.0.0.1"

@@ -117,5 +117,14 @@ def test_demo_end_to_end() -> None:
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / "e2e-demo.json").write_text(json.dumps(report, indent=2))
         print("e2e demo:", json.dumps(report))
+
+        # `down` stops the Spark drivers between micro-batches: no traceback in their logs
+        pipeline = ["archiver", "speed", "serving"]
+        stopped = Stack(settings).down(pipeline, progress=lambda line: None)
+        assert sorted(stopped) == sorted(pipeline)
+        for name in pipeline:
+            log = (settings.log_dir / f"{name}.log").read_text(errors="replace")
+            this_run = log.rsplit("lambdapipe start", 1)[-1]
+            assert "Traceback" not in this_run, f"{name}.log: {this_run[-3000:]}"
     finally:  # data and logs stay for a look; the next run starts from empty data
         Stack(settings).down(progress=lambda line: None)

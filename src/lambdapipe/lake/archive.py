@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,6 +80,8 @@ class ArchiveSummary:
     commits: dict[str, int] = field(default_factory=dict)
     records: dict[str, int] = field(default_factory=dict)
     restarts: int = 0
+    # when the queries first ran (epoch seconds): the drain rate of a backlog counts from here
+    queries_started_at: float | None = None
 
 
 class Archiver:
@@ -127,7 +128,10 @@ class Archiver:
                 .outputMode("append")
                 .trigger(processingTime=self.settings.lake.commit_interval)
                 .option("checkpointLocation", f"{root}/{table.name}")
-                # partitioned by day: one open file per day in a task, no sort needed
+                # each Kafka partition's task writes its own files: no shuffle before the
+                # write (hash distribution by day sends a whole day to one task, one core),
+                # one open file per day in a task (fanout), no sort
+                .option("distribution-mode", "none")
                 .option("fanout-enabled", "true")
                 .toTable(qualified(self.settings, table))
             )
@@ -175,6 +179,9 @@ class Archiver:
         failures = 0
         while True:
             queries = self.start()
+            if self.summary.queries_started_at is None:
+                self.summary.queries_started_at = time.time()
+                log.info("archiving %d tables from Kafka", len(queries))
             commits = sum(self.summary.commits.values())
             try:
                 self.watch(queries, until_idle_s, on_progress, kafka_end_offsets)
@@ -264,10 +271,6 @@ def _end_offsets(progress: dict[str, Any]) -> dict[str, int]:
     return ends
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(
     settings: Settings,
     until_idle_s: float | None = None,
@@ -275,12 +278,11 @@ def main(
 ) -> ArchiveSummary:
     """Build the session from settings, archive, release everything."""
     from lambdapipe.lake.offsets import KafkaOffsets
-    from lambdapipe.spark import build_spark
+    from lambdapipe.spark import build_spark, interrupt_on_sigterm
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)
-    # the supervisor stops with SIGTERM: stop the queries between commits, as on Ctrl-C
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     spark = build_spark(
         settings, "lambdapipe-lake-archive", lake=True, driver_memory=settings.lake.driver_memory
     )

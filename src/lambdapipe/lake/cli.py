@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from typing import TYPE_CHECKING, Annotated
@@ -34,6 +35,7 @@ def archive(
         float | None,
         typer.Option(help="stop once every table has caught up with Kafka for this many seconds"),
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable summary")] = False,
 ) -> None:
     """Archive every topic into its raw table until interrupted (or idle with --until-idle)."""
     from lambdapipe.lake.archive import main as run_archiver  # PySpark loads only here
@@ -55,6 +57,9 @@ def archive(
             )
 
         summary = run_archiver(settings, until_idle_s=until_idle, on_progress=show)
+    if as_json:
+        print(json.dumps(dataclasses.asdict(summary)))
+        return
     table = Table(title="lake archive: run summary")
     for column in ("table", "commits", "records"):
         table.add_column(column, justify="right" if column != "table" else "left")

@@ -128,26 +128,33 @@ class ManagedProcess:
     def exited(self) -> bool:
         return self.info() is None
 
-    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> bool:
-        """Signal the process group, wait, then SIGKILL. Returns True if it was running."""
-        info = self.signal(sig)
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0, group: bool = True) -> bool:
+        """Signal the process (group), wait, then SIGKILL. Returns True if it was running."""
+        info = self.signal(sig, group)
         if info is not None:
             self.wait_stopped(info, timeout_s)
         return info is not None
 
-    def signal(self, sig: int) -> ProcessInfo | None:
-        """Send `sig` to the process group; the process signalled, or None if not running."""
+    def signal(self, sig: int, group: bool = True) -> ProcessInfo | None:
+        """Send `sig` to the process group (or to its leader alone); the process signalled, or
+        None if not running."""
         info = self.info()
         if info is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(info.pid, sig)
+                if group:
+                    os.killpg(info.pid, sig)
+                else:
+                    os.kill(info.pid, sig)
         return info
 
     def wait_stopped(self, info: ProcessInfo, timeout_s: float) -> None:
-        """Wait for the signalled process to exit; SIGKILL it after `timeout_s`."""
+        """Wait for the signalled process to exit; SIGKILL its group after `timeout_s`. Whatever
+        of the group outlives its leader (a child it did not stop) gets SIGTERM."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not psutil.pid_exists(info.pid) or _is_zombie(info.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(info.pid, signal.SIGTERM)
                 break
             time.sleep(0.1)
         else:

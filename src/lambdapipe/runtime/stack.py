@@ -144,7 +144,7 @@ class Stack:
         # stop wave by wave, dependants first; inside a wave in parallel (the Kafka nodes of a
         # cluster must go together: the last one alone waits for a quorum that has left)
         for wave in reversed(self._waves(chosen)):
-            signalled = [(s, s.process.signal(s.stop_signal)) for s in wave]
+            signalled = [(s, s.process.signal(s.stop_signal, s.signal_group)) for s in wave]
             for service, info in signalled:
                 if info is not None:
                     service.process.wait_stopped(info, service.stop_timeout_s)

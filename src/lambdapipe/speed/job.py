@@ -223,12 +223,13 @@ def main(
     """Build the edges from settings, run the job, release everything."""
     from lambdapipe.observability.targets import register_target
     from lambdapipe.resources import Resources
-    from lambdapipe.spark import build_spark
+    from lambdapipe.spark import build_spark, interrupt_on_sigterm
     from lambdapipe.topics import ensure_topics
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for chatty in ("py4j", "httpx"):  # a line per Py4J command and per HTTP request
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    interrupt_on_sigterm()
     metrics = SpeedMetrics()
     if settings.speed.metrics_port:
         metrics.serve(settings.speed.metrics_port)

@@ -24,6 +24,10 @@ class Service(ABC):
     optional: bool = False
     stop_signal: int = signal.SIGTERM
     stop_timeout_s: float = 30.0
+    # the stop signal goes to the whole process group, unless the leader stops its children
+    # itself (a Spark driver stops its queries, then its JVM: signalled too, the JVM would die
+    # under the queries)
+    signal_group: bool = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

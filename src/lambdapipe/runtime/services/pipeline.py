@@ -16,6 +16,7 @@ from lambdapipe.settings import Settings, as_environment
 
 class _LambdapipeProcess(Service):
     optional = True
+    signal_group = False
     command: tuple[str, ...] = ()
 
     def prepare(self) -> None:

@@ -23,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,11 +35,10 @@ from lambdapipe.generator.run import plan, run
 from lambdapipe.lake.status import commit_freshness
 from lambdapipe.resources import Resources
 from lambdapipe.runtime.stack import Stack
-from lambdapipe.settings import Settings, as_environment, ensure_local_secrets
+from lambdapipe.settings import Settings, as_environment
 from lambdapipe.topics import ensure_topics, quiet
+from measure import RESULTS, Sampler, bench_settings, measured
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"
 DRIVER_MEMORY = "1g"
 
 BASELINE = """
@@ -62,16 +60,6 @@ rows = sum(int(p["numInputRows"]) for p in reports)
 print(json.dumps({"records": rows, "drain_s": time.monotonic() - began}))
 spark.stop()
 """
-
-
-def bench_settings(port_offset: int) -> Settings:
-    home = REPO / ".lambdapipe" / "bench" / "lake"
-    return Settings(
-        _env_file=ensure_local_secrets(home),  # type: ignore[call-arg]
-        home=home,
-        lib_home=REPO / ".lambdapipe" / "lib",
-        port_offset=port_offset,
-    )
 
 
 def fill_backlog(settings: Settings, records: int, folder: Path) -> int:
@@ -102,53 +90,6 @@ def fill_backlog(settings: Settings, records: int, folder: Path) -> int:
             producer.poll(0)
     assert producer.flush(120) == 0
     return records
-
-
-class Sampler(threading.Thread):
-    """Peak RSS of each process of a tree, sampled every 0.5 s; CPU seconds at the end."""
-
-    def __init__(self, root: psutil.Process) -> None:
-        super().__init__(daemon=True)
-        self.root = root
-        self.peak: dict[str, float] = {}
-        self.cpu: dict[int, float] = {}
-        self.names: dict[int, str] = {}
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            try:
-                members = [self.root, *self.root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                return
-            for p in members:
-                try:
-                    name = "jvm" if p.name() == "java" else "python"
-                    rss = p.memory_info().rss / 2**20
-                    times = p.cpu_times()
-                except psutil.NoSuchProcess:
-                    continue
-                self.names[p.pid] = name
-                self.peak[name] = max(self.peak.get(name, 0.0), rss)
-                self.cpu[p.pid] = times.user + times.system
-            time.sleep(0.5)
-
-    def cpu_seconds(self) -> float:
-        return sum(self.cpu.values())
-
-
-def measured(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, Sampler, str]:
-    began = time.monotonic()
-    with log.open("w") as out:
-        process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=out, text=True)
-        sampler = Sampler(psutil.Process(process.pid))
-        sampler.start()
-        stdout, _ = process.communicate(timeout=3600)
-    sampler.done.set()
-    wall = time.monotonic() - began
-    if process.returncode != 0:
-        raise SystemExit(f"{argv[3:6]} failed; see {log}")
-    return wall, sampler, stdout
 
 
 def lake_drain(settings: Settings) -> dict[str, Any]:
@@ -227,7 +168,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1000, help="events/s for the freshness run")
     parser.add_argument("--freshness-s", type=int, default=360, help="0: no freshness run")
     args = parser.parse_args()
-    settings = bench_settings(args.port_offset)
+    settings = bench_settings("lake", args.port_offset)
     shutil.rmtree(settings.home / "data", ignore_errors=True)
     stack = Stack(settings)
     stack.up(["postgres", "s3proxy", "kafka"], progress=lambda line: None)

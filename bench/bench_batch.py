@@ -1,0 +1,346 @@
+"""One day of traffic through the batch layer: lake -> curated -> RAW -> marts, with baselines.
+
+Everything private (its own stack under .lambdapipe/bench/batch, ports shifted by
+--port-offset; PostgreSQL, S3Proxy, Kafka and Connect). Set-up, timed but not the goal: a
+population in PostgreSQL with Debezium CDC into Kafka (the tiers' history), yesterday's traffic
+(`--events`, 24 h of event time, a few faults the batch must handle) into Kafka flat out, a
+little tier churn, then `lambdapipe lake archive --until-idle` into the raw Iceberg tables.
+Measured, each in its own process with the same driver memory:
+  baseline  Spark reads raw.events once: rows and value bytes by day of the lake's event time
+  batch     `lambdapipe batch run --date D --json` (curated Iceberg, RAW in DuckDB, dbt build)
+  duckdb    DuckDB aggregates the same raw.events data files once (pyiceberg's Arrow batches)
+For each: wall, CPU seconds (process tree), peak RSS per process kind; for the batch its phases.
+Then a dashboard's queries on the marts (funnel, tiers, top products, daily KPIs, sessions),
+each `--repeats` times after a warm-up, p50/p95/max, beside `SELECT 1` on the same connection.
+Checks: the day is conserved, and the marts' events and transactions equal the curated ones.
+Usage: uv run python bench/bench_batch.py [--events 10000000] [--port-offset 14000] [--keep]
+Results: bench/results/batch.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from lambdapipe.ingest import cdc
+from lambdapipe.ingest.load import load_dimensions
+from lambdapipe.resources import Resources
+from lambdapipe.runtime.stack import Stack
+from lambdapipe.settings import Settings, as_environment
+from lambdapipe.topics import ensure_topics, quiet
+from measure import RESULTS, bench_settings, measured
+
+DRIVER_MEMORY = "2g"
+FAULTS = "duplicate=0.01,late=0.005:2h,out_of_order=0.01,malformed=0.001,unknown_user=0.002"
+
+SPARK_BASELINE = """
+import json, sys, time
+from pyspark.sql import functions as F
+from lambdapipe.settings import get_settings
+from lambdapipe.spark import build_spark
+settings = get_settings()
+spark = build_spark(settings, "bench-batch-baseline", lake=True, driver_memory=sys.argv[1])
+began = time.monotonic()
+lake = settings.lake
+rows = (spark.table(f"{lake.catalog}.{lake.namespace}.events")
+        .groupBy(F.to_date("event_time").alias("day"))
+        .agg(F.count(F.lit(1)).alias("rows"), F.sum(F.length("value")).alias("value_bytes"))
+        .collect())
+scan_s = time.monotonic() - began
+print(json.dumps({"scan_s": scan_s, "rows": sum(r["rows"] for r in rows),
+                  "value_bytes": sum(r["value_bytes"] for r in rows)}))
+spark.stop()
+"""
+
+DUCKDB_BASELINE = """
+import json, time
+import duckdb
+from lambdapipe.resources import Resources
+from lambdapipe.settings import get_settings
+settings = get_settings()
+began = time.monotonic()
+with Resources(settings).lake_catalog() as catalog:
+    table = catalog.load_table(f"{settings.lake.namespace}.events")
+batches = table.scan(selected_fields=("event_time", "value")).to_arrow_batch_reader()
+rows, value_bytes = duckdb.sql(
+    "select sum(n), sum(b) from (select count(*) n, sum(octet_length(value)) b "
+    "from batches group by event_time::date)"
+).fetchone()
+print(json.dumps({"scan_s": time.monotonic() - began, "rows": int(rows),
+                  "value_bytes": int(value_bytes)}))
+"""
+
+
+def topic_records(settings: Settings, topic: str) -> int:
+    """Records in `topic` (0 while it does not exist)."""
+    consumer = Consumer(quiet({"bootstrap.servers": settings.kafka.bootstrap, "group.id": "b"}))
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            return 0
+        total = 0
+        for p in metadata.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+def wait_for(condition: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out: {what}")
+        time.sleep(1)
+
+
+def cli(env: dict[str, str], log: Path, *args: str) -> tuple[float, str]:
+    """A `lambdapipe` command, stderr to `log`; wall seconds and stdout."""
+    began = time.monotonic()
+    with log.open("w") as err:
+        done = subprocess.run(
+            [sys.executable, "-m", "lambdapipe.cli", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            timeout=7200,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise SystemExit(f"lambdapipe {' '.join(args[:2])} failed; see {log}")
+    return time.monotonic() - began, done.stdout
+
+
+def last_json(out: str) -> dict[str, Any]:
+    """The JSON document at the end of stdout."""
+    start = 0 if out.startswith("{") else out.index("\n{") + 1
+    parsed: dict[str, Any] = json.loads(out[start:])
+    return parsed
+
+
+def set_up(
+    settings: Settings, env: dict[str, str], work: Path, day: date, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Population, CDC, the day's traffic in Kafka, and the lake archived from it."""
+    figures: dict[str, Any] = {}
+    began = time.monotonic()
+    ensure_topics(settings)
+    load_dimensions(settings, args.users, args.products, args.seed)
+    cdc.register(settings)
+    users_topic = cdc.topic(settings, "users")
+    wait_for(lambda: topic_records(settings, users_topic) >= args.users, 300, "users snapshot")
+    figures["dimensions_cdc_s"] = round(time.monotonic() - began, 1)
+    figures["generate_s"], _ = cli(
+        env, work / "generate.log", "generate", "--events", str(args.events), "--rate", "0",
+        "--duration", "24h", "--start", f"{day.isoformat()}T00:00:00Z",
+        "--users", str(args.users), "--products", str(args.products), "--seed", str(args.seed),
+        "--faults", FAULTS, "--workers", "2",
+    )  # fmt: skip
+    before = topic_records(settings, users_topic)
+    cli(env, work / "churn.log", "dims", "churn", "--changes", "200", "--rate", "0")
+    wait_for(lambda: topic_records(settings, users_topic) > before, 120, "the churn in Kafka")
+    time.sleep(5)  # Debezium publishes the last changes
+    figures["kafka_records"] = {
+        t: topic_records(settings, t)
+        for t in (settings.kafka.events_topic, settings.kafka.transactions_topic)
+    }
+    print(f"set-up: traffic in Kafka {figures['kafka_records']}", flush=True)
+    wall, out = cli(
+        env, work / "archive.log", "lake", "archive", "--until-idle", "5",
+        "--commit-interval", "30s", "--json",
+    )  # fmt: skip
+    figures["archive_s"] = round(wall, 1)
+    figures["archive"] = last_json(out)
+    figures["generate_s"] = round(figures["generate_s"], 1)
+    return figures
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    ordered = sorted(s * 1000 for s in seconds)
+    return {
+        "p50_ms": round(ordered[len(ordered) // 2], 2),
+        "p95_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))], 2),
+        "max_ms": round(ordered[-1], 2),
+    }
+
+
+def dashboard(day: date, marts: str) -> dict[str, str]:
+    """A dashboard's worth of mart queries for `day`."""
+    d, week_ago = f"DATE '{day.isoformat()}'", f"DATE '{(day - timedelta(days=6)).isoformat()}'"
+    return {
+        "select_1": "SELECT 1",
+        "funnel": f"SELECT user_tier, sum(sessions) AS sessions, sum(reached_purchase) AS bought "
+        f"FROM {marts}.conversion_funnel WHERE session_date = {d} GROUP BY user_tier",
+        "tiers": f"SELECT * FROM {marts}.tier_behaviour WHERE activity_date = {d} "
+        "ORDER BY revenue DESC",
+        "top_products": "SELECT product_name, product_category, views, purchases, revenue "
+        f"FROM {marts}.product_performance WHERE event_date = {d} "
+        "ORDER BY revenue DESC LIMIT 10",
+        "daily_kpis": f"SELECT * FROM {marts}.daily_metrics "
+        f"WHERE metric_date BETWEEN {week_ago} AND {d} ORDER BY metric_date",
+        "sessions": "SELECT count(*) AS sessions, avg(duration_s) AS avg_s, "
+        f"count_if(converted) AS converted FROM {marts}.user_sessions WHERE session_date = {d}",
+    }
+
+
+def query_marts(settings: Settings, day: date, repeats: int) -> tuple[dict[str, Any], Any]:
+    """Latency of each dashboard query; and the day's row of daily_metrics for the checks."""
+    with Resources(settings).warehouse() as warehouse:
+        found = warehouse.query_arrow(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'daily_metrics'"
+        )
+        marts = found.column(0)[0].as_py()
+        latencies = {}
+        for name, sql in dashboard(day, marts).items():
+            warehouse.query_arrow(sql)  # warm-up
+            runs = []
+            for _ in range(repeats):
+                began = time.perf_counter()
+                warehouse.query_arrow(sql)
+                runs.append(time.perf_counter() - began)
+            latencies[name] = percentiles(runs)
+        kpis = warehouse.query_arrow(
+            f"SELECT events, transactions FROM {marts}.daily_metrics "
+            f"WHERE metric_date = DATE '{day.isoformat()}'"
+        ).to_pylist()
+    return latencies, kpis[0] if kpis else {}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--products", type=int, default=5_000)
+    parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=50, help="runs of each mart query")
+    parser.add_argument("--driver-memory", default=DRIVER_MEMORY)
+    parser.add_argument("--port-offset", type=int, default=14000)
+    parser.add_argument("--keep", action="store_true", help="leave the stack up")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the stack's data: skip the set-up (--keep'd)"
+    )
+    args = parser.parse_args()
+    settings = bench_settings("batch", args.port_offset)
+    if not args.reuse:
+        shutil.rmtree(settings.home / "data", ignore_errors=True)
+    stack = Stack(settings)
+    stack.up(["postgres", "s3proxy", "kafka", "connect"], progress=lambda line: None)
+    work = settings.home / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        **as_environment(settings),
+        "LAMBDAPIPE_LAKE__DRIVER_MEMORY": args.driver_memory,
+        "LAMBDAPIPE_LAKE__METRICS_PORT": "0",
+    }
+    setup_file = work / "set-up.json"
+    try:
+        if args.reuse and setup_file.exists():
+            setup = json.loads(setup_file.read_text())
+        else:
+            day = datetime.now(UTC).date() - timedelta(days=1)
+            setup = {"day": day.isoformat(), **set_up(settings, env, work, day, args)}
+            setup_file.write_text(json.dumps(setup, indent=2))
+        day = date.fromisoformat(setup["day"])
+        print(f"set-up: {json.dumps(setup)}", flush=True)
+        python = sys.executable
+
+        wall, sampler, out = measured(
+            [python, "-c", SPARK_BASELINE, args.driver_memory], env, work / "baseline.log"
+        )
+        scan = json.loads(out.strip().splitlines()[-1])
+        spark_baseline = {
+            "wall_s": round(wall, 1),
+            "scan_s": round(scan["scan_s"], 1),
+            "raw_events": scan["rows"],
+            "value_mib": round(scan["value_bytes"] / 2**20),
+            "records_per_s": round(scan["rows"] / scan["scan_s"]),
+            "cpu_s": round(sampler.cpu_seconds(), 1),
+            "peak_rss_mib": sampler.peak_rss_mib(),
+        }
+        print(f"baseline spark: {spark_baseline}", flush=True)
+
+        wall, sampler, out = measured(
+            [python, "-m", "lambdapipe.cli", "batch", "run", "--date", day.isoformat(),
+             "--driver-memory", args.driver_memory, "--json"],
+            env, work / "batch.log",
+        )  # fmt: skip
+        summary = last_json(out)
+        today = summary["days"][0]
+        batch = {
+            "wall_s": round(wall, 1),
+            "raw_records": today["raw_records"],
+            "records_per_s": round(today["raw_records"] / wall),
+            "phases_s": summary.get("phases_s", {}),
+            "jvm_and_session_s": round(wall - sum(summary.get("phases_s", {}).values()), 1),
+            "cpu_s": round(sampler.cpu_seconds(), 1),
+            "peak_rss_mib": sampler.peak_rss_mib(),
+            "rows": today["rows"],
+            "dead_letters": today["dead_letters"],
+            "duplicates": today["duplicates"],
+            "conserved": today["conserved"],
+            "raw_loaded": summary["raw_loaded"],
+            "dbt_success": summary["dbt"]["success"],
+            "dbt_nodes": len(summary["dbt"]["nodes"]),
+        }
+        print(f"batch: {batch}", flush=True)
+
+        wall, sampler, out = measured([python, "-c", DUCKDB_BASELINE], env, work / "duckdb.log")
+        scan = json.loads(out.strip().splitlines()[-1])
+        duckdb_baseline = {
+            "wall_s": round(wall, 1),
+            "scan_s": round(scan["scan_s"], 1),
+            "raw_events": scan["rows"],
+            "records_per_s": round(scan["rows"] / scan["scan_s"]),
+            "cpu_s": round(sampler.cpu_seconds(), 1),
+            "peak_rss_mib": sampler.peak_rss_mib(),
+        }
+        print(f"baseline duckdb: {duckdb_baseline}", flush=True)
+
+        latencies, kpis = query_marts(settings, day, args.repeats)
+        checks = {
+            "conserved": today["conserved"],
+            "marts_events_equal_curated": kpis.get("events") == today["rows"]["events"],
+            "marts_transactions_equal_curated": kpis.get("transactions")
+            == today["rows"]["transactions"],
+            "baselines_read_the_same_rows": spark_baseline["raw_events"]
+            == duckdb_baseline["raw_events"],
+        }
+        result = {
+            "when": datetime.now(UTC).isoformat(),
+            "day": day.isoformat(),
+            "events": args.events,
+            "driver_memory": args.driver_memory,
+            "load_avg_1m_at_end": round(os.getloadavg()[0], 1),
+            "set_up": setup,
+            "baseline_spark_scan": spark_baseline,
+            "baseline_duckdb_scan": duckdb_baseline,
+            "batch": batch,
+            "mart_queries": {"repeats": args.repeats, **latencies},
+            "checks": checks,
+            "note": "2 shared cores: other work on the machine shows up in every figure",
+        }
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "batch.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2))
+        if not all(checks.values()):
+            raise SystemExit(f"checks failed: {checks}")
+    finally:
+        if not args.keep:
+            stack.down(purge=True, progress=lambda line: None)
+
+
+if __name__ == "__main__":
+    main()

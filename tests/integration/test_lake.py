@@ -408,11 +408,6 @@ def test_an_optional_field_added_to_a_schema_adds_a_curated_column(
     assert rows == [{"event_id": "11da0497-c204-4db7-b49e-41b9c3a969ad", "coupon_code": None}]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the registry's events-value subject (all event types in one closed schema) refuses"
-    " any field added to an event schema; transaction.json evolves fine (contracts' issue)",
-)
 def test_schemas_check_accepts_an_optional_field_on_an_event(stack: Stack, tmp_path: Path) -> None:
     settings = stack.settings
     cli(settings, "schemas", "register")

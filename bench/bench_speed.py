@@ -206,7 +206,8 @@ def main() -> None:
         job = subprocess.Popen(
             [*command, "speed", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
-    store = HttpStore(settings.serving.store_url, timeout_s=60)
+    serving = settings.serving
+    store = HttpStore(serving.store_url, serving.reader_user, serving.reader_password, timeout_s=60)
     pids = {s.name: s.pid for s in stack.status() if s.pid}
     kafka_pids = [pid for name, pid in pids.items() if name.startswith("kafka")]
     processes = {

@@ -37,3 +37,10 @@ def shown_funnel(page: Any, expected: dict[str, Any], timeout_ms: int = 10_000) 
         )
         for step in expected["steps"]
     }
+
+
+def sign_in(page: Any, token: str) -> None:
+    """Sign the dashboard in with the API token, through its form."""
+    page.wait_for_selector("#signin:not([hidden])")
+    page.fill("#token", token)
+    page.click("#signin button")

@@ -23,6 +23,7 @@ from lambdapipe.settings import Profile, Settings, StoreBackend, WarehouseBacken
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
 
+    from lambdapipe.serving.guard import Role
     from lambdapipe.serving.store import ServingStore
     from lambdapipe.warehouse.base import Warehouse
 
@@ -64,19 +65,26 @@ DEPLOYMENTS: Final[dict[Profile, Deployment]] = {
 }
 
 
-def _embedded_store(settings: Settings, owner: bool) -> ServingStore:
+def _embedded_store(settings: Settings, owner: bool, role: Role) -> ServingStore:
     # chdb allows one process per data directory: the serve process owns it, and every other
-    # process reaches it through that process's ClickHouse-style HTTP endpoint
+    # process reaches it through that process's ClickHouse-style HTTP endpoint, as a store user
     if owner:
         from lambdapipe.serving.embedded import EmbeddedStore
 
         return EmbeddedStore(serving_data_dir(settings))
     from lambdapipe.serving.http import HttpStore
 
-    return HttpStore(settings.serving.store_url, timeout_s=settings.serving.query_timeout_s)
+    serving = settings.serving
+    user, password = (
+        (serving.writer_user, serving.writer_password)
+        if role == "writer"
+        else (serving.reader_user, serving.reader_password)
+    )
+    return HttpStore(serving.store_url, user, password, timeout_s=serving.query_timeout_s)
 
 
-def _server_store(settings: Settings, owner: bool) -> ServingStore:
+def _server_store(settings: Settings, owner: bool, role: Role) -> ServingStore:
+    # a ClickHouse server has its own users: every role signs in as the configured one
     from lambdapipe.serving.http import HttpStore
 
     serving = settings.serving
@@ -89,7 +97,7 @@ def _server_store(settings: Settings, owner: bool) -> ServingStore:
     )
 
 
-STORES: Final[dict[StoreBackend, Callable[[Settings, bool], ServingStore]]] = {
+STORES: Final[dict[StoreBackend, Callable[[Settings, bool, Role], ServingStore]]] = {
     "embedded": _embedded_store,
     "server": _server_store,
 }
@@ -202,13 +210,14 @@ class Resources:
     def store_backend(self) -> StoreBackend:
         return self.settings.serving.backend or self.deployment.store
 
-    def store(self, *, owner: bool = False) -> ServingStore:
+    def store(self, *, owner: bool = False, role: Role = "writer") -> ServingStore:
         """The serving store for this process.
 
         `owner=True` (only `lambdapipe serve`) opens the engine itself when it is embedded;
-        everyone else talks HTTP, to the ClickHouse server or to the serve process.
+        everyone else talks HTTP, to the ClickHouse server or to the serve process, signed in
+        as the store user of `role` (the writer, or the reader for those who only read).
         """
-        return STORES[self.store_backend](self.settings, owner)
+        return STORES[self.store_backend](self.settings, owner, role)
 
     @property
     def serves_store_endpoint(self) -> bool:

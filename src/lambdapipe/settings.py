@@ -28,6 +28,9 @@ SECRET_FIELDS = (
     "POSTGRES__CATALOG_PASSWORD",
     "POSTGRES__REGISTRY_PASSWORD",
     "S3__SECRET_ACCESS_KEY",
+    "SERVING__WRITER_PASSWORD",
+    "SERVING__READER_PASSWORD",
+    "SERVING__API_TOKEN",
 )
 
 
@@ -181,6 +184,16 @@ class ServingSettings(_Section):
     server_user: str = "default"
     server_password: SecretStr = SecretStr("")
     database: str = "default"
+    # the users of the serve process's store endpoint (docs/serving.md): the writer (speed
+    # layer, batch publication) and the reader (dashboards, `lambdapipe query sql`, tools)
+    writer_user: str = "lambdapipe_writer"
+    writer_password: SecretStr = SecretStr("")
+    reader_user: str = "lambdapipe_reader"
+    reader_password: SecretStr = SecretStr("")
+    # the bearer token of the JSON API and the dashboard
+    api_token: SecretStr = SecretStr("")
+    # the audit log (JSON lines, <home>/logs/audit.jsonl) rotates at this size, keeping 5 files
+    audit_max_bytes: int = 10_000_000
     retention_days: int = 30
     insert_timeout_s: float = 60.0
     query_timeout_s: float = 30.0

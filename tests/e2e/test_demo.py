@@ -20,10 +20,11 @@ import orjson
 import pytest
 
 from lambdapipe.demo.run import DemoConfig, run_demo
+from lambdapipe.resources import Resources
 from lambdapipe.runtime.stack import Stack
-from lambdapipe.serving.http import HttpStore
+from lambdapipe.serving.auth import api_headers
 from tests import pipeline_checks as checks
-from tests.dashboard import launch, shown_funnel
+from tests.dashboard import launch, shown_funnel, sign_in
 from tests.stacks import PORT_OFFSET, stack_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -43,14 +44,15 @@ CONFIG = DemoConfig(
 TICK_USER = "00000000-0000-4000-8000-00000000beef"
 
 
-def screenshot_dashboard(url: str, expected: dict[str, Any]) -> dict[str, int]:
-    """Load the dashboard, wait until its funnel shows `expected`, save a screenshot."""
+def screenshot_dashboard(url: str, token: str, expected: dict[str, Any]) -> dict[str, int]:
+    """Load the dashboard, sign in, wait until its funnel shows `expected`, save a screenshot."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = launch(pw)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.goto(url + "/")
+        sign_in(page, token)
         shown = shown_funnel(page, expected, timeout_ms=30_000)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "e2e-dashboard.png"), full_page=True)
@@ -68,7 +70,7 @@ def test_demo_end_to_end() -> None:
         assert result.truth_path is not None
         truth = orjson.loads(result.truth_path.read_bytes())
         kafka = settings.kafka
-        with HttpStore(f"{settings.serving.endpoint}/clickhouse/") as store:
+        with Resources(settings).store(role="reader") as store:
             # produced = accepted + dead-lettered + duplicates dropped; everything equals truth
             checks.check_against_truth(
                 store,
@@ -101,9 +103,13 @@ def test_demo_end_to_end() -> None:
 
         days = {"start": str(datetime.now(UTC).date() - timedelta(days=1))}
         days["end"] = str(datetime.now(UTC).date() + timedelta(days=1))
-        funnel = httpx.get(f"{settings.serving.endpoint}/api/funnel", params=days).json()
+        serving = settings.serving
+        funnel = httpx.get(
+            f"{serving.endpoint}/api/funnel", params=days, headers=api_headers(serving)
+        ).json()
         assert funnel["sessions"] == len(truth["sessions"])
-        shown = screenshot_dashboard(settings.serving.endpoint, funnel)
+        token = serving.api_token.get_secret_value()
+        shown = screenshot_dashboard(serving.endpoint, token, funnel)
         assert shown == {step["step"]: step["sessions"] for step in funnel["steps"]}
 
         report = {

@@ -10,8 +10,10 @@ import httpx
 import pytest
 
 from bench.serving_sample import make_batch
-from lambdapipe.serving.http import HttpStore
-from tests.dashboard import launch, shown_funnel
+from lambdapipe.resources import Resources
+from lambdapipe.serving.auth import api_headers
+from lambdapipe.settings import Settings
+from tests.dashboard import launch, shown_funnel, sign_in
 
 from .test_serving_http import serve  # noqa: F401  (module-scoped serve fixture)
 
@@ -19,8 +21,8 @@ pytestmark = pytest.mark.integration
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-def feed(url: str, stop: threading.Event) -> None:
-    with HttpStore(f"{url}/clickhouse/") as store:
+def feed(settings: Settings, stop: threading.Event) -> None:
+    with Resources(settings).store() as store:
         for index in range(6):
             if stop.is_set():
                 return
@@ -31,7 +33,7 @@ def feed(url: str, stop: threading.Event) -> None:
             time.sleep(0.5)
 
 
-def test_dashboard_funnel_matches_api(serve: str) -> None:  # noqa: F811
+def test_dashboard_funnel_matches_api(serve: Settings) -> None:  # noqa: F811
     playwright = pytest.importorskip("playwright.sync_api")
     stop = threading.Event()
     feeder = threading.Thread(target=feed, args=(serve, stop))
@@ -40,11 +42,14 @@ def test_dashboard_funnel_matches_api(serve: str) -> None:  # noqa: F811
         with playwright.sync_playwright() as pw:
             browser = launch(pw)
             page = browser.new_page(viewport={"width": 1440, "height": 900})
-            page.goto(serve + "/")
+            page.goto(serve.serving.endpoint + "/")
+            sign_in(page, serve.serving.api_token.get_secret_value())
             page.wait_for_selector("[data-step='page_view']")
             feeder.join()
             # Data has stopped arriving: after the next refresh the page and the API agree.
-            expected = httpx.get(f"{serve}/api/funnel").json()
+            expected = httpx.get(
+                f"{serve.serving.endpoint}/api/funnel", headers=api_headers(serve.serving)
+            ).json()
             shown = shown_funnel(page, expected)
             assert shown == {step["step"]: step["sessions"] for step in expected["steps"]}
             ARTIFACTS.mkdir(exist_ok=True)

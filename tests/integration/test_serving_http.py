@@ -8,18 +8,18 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 
 from bench.serving_sample import make_batch
+from lambdapipe.resources import Resources
 from lambdapipe.runtime.stack import Stack
 from lambdapipe.serving import queries
 from lambdapipe.serving.ddl import MATERIALIZED_VIEWS, TABLES
 from lambdapipe.serving.http import HttpStore
-from lambdapipe.serving.store import ReadOnlyViolation
-from lambdapipe.settings import Settings
+from lambdapipe.serving.store import Refused
+from lambdapipe.settings import Settings, ensure_local_secrets
 
 pytestmark = pytest.mark.integration
 
@@ -31,19 +31,25 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`lambdapipe serve` supervised by the stack, on a free port with its own home; its URL."""
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """`lambdapipe serve` supervised by the stack, on a free port with its own home and
+    generated secrets; its settings."""
     home = tmp_path_factory.mktemp("serve-home")
-    settings = Settings(home=home, serving={"port": free_port()})  # type: ignore[arg-type]
+    settings = Settings(
+        _env_file=ensure_local_secrets(home),  # type: ignore[call-arg]
+        home=home,
+        serving={"port": free_port()},  # type: ignore[arg-type]
+    )
     stack = Stack(settings)
     stack.up(["serving"], progress=lambda line: None)
-    yield settings.serving.endpoint
+    yield settings
     stack.down(["serving"], progress=lambda line: None)
 
 
 @pytest.fixture
-def store(serve: str) -> Iterator[HttpStore]:
-    with HttpStore(f"{serve}/clickhouse/") as remote:
+def store(serve: Settings) -> Iterator[HttpStore]:
+    """The writer's store, every table emptied."""
+    with Resources(serve).store() as remote:
         assert isinstance(remote, HttpStore)
         for table in TABLES:
             remote.execute(f"TRUNCATE TABLE {table.name}")
@@ -87,19 +93,24 @@ def test_dashboard_queries_run_over_http(store: HttpStore) -> None:
     assert queries.activity(store, 60, 30)["events_per_s"] > 0
 
 
-def test_readonly_over_http(store: HttpStore) -> None:
+def test_readonly_over_http(store: HttpStore, serve: Settings) -> None:
     assert store.query_readonly("SELECT 1 AS one").to_pylist() == [{"one": 1}]
-    with pytest.raises(ReadOnlyViolation):
+    with pytest.raises(Refused):
         store.query_readonly("DROP TABLE user_events_realtime")
+    writer = {"X-ClickHouse-User": serve.serving.writer_user}
+    writer["X-ClickHouse-Key"] = serve.serving.writer_password.get_secret_value()
     response = httpx.post(
-        store.url, params={"query": "DROP TABLE user_events_realtime", "readonly": "1"}
+        store.url,
+        params={"query": "DROP TABLE user_events_realtime", "readonly": "1"},
+        headers=writer,
     )
     assert response.status_code == 403
 
 
-def test_query_sql_cli_prints_json(serve: str, tmp_path: Path) -> None:
-    port = serve.rsplit(":", 1)[1]
-    env = {**os.environ, "LAMBDAPIPE_HOME": str(tmp_path), "LAMBDAPIPE_SERVING__PORT": port}
+def test_query_sql_cli_prints_json(serve: Settings) -> None:
+    port = str(serve.serving.port)
+    # the serve process's home: the CLI reads the reader's password from its secrets.env
+    env = {**os.environ, "LAMBDAPIPE_HOME": str(serve.home), "LAMBDAPIPE_SERVING__PORT": port}
     command = [sys.executable, "-c", "from lambdapipe.serving.cli import app; app()"]
     done = subprocess.run(
         [*command, "query", "sql", "SELECT 40 + 2 AS answer"], env=env, capture_output=True

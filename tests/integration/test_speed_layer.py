@@ -237,7 +237,10 @@ def serve(dims: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 @pytest.fixture
 def store(serve: Stack) -> Iterator[HttpStore]:
-    with HttpStore(serve.settings.serving.store_url, timeout_s=60) as remote:
+    serving = serve.settings.serving
+    with HttpStore(
+        serving.store_url, serving.writer_user, serving.writer_password, timeout_s=60
+    ) as remote:
         assert isinstance(remote, HttpStore)
         for table in TABLES:
             remote.execute(f"TRUNCATE TABLE {table.name}")

@@ -13,7 +13,7 @@ from rich.table import Table
 from lambdapipe.demo.observe import Snapshot
 from lambdapipe.demo.run import DEFAULT_FAULTS, DemoConfig, DemoResult, run_demo
 from lambdapipe.demo.traffic import ChurnReport
-from lambdapipe.settings import get_settings
+from lambdapipe.settings import Settings, get_settings, secrets_file
 
 app = typer.Typer(help="Run the whole real-time pipeline on this machine and watch it.")
 console = Console()
@@ -40,6 +40,7 @@ def demo(
         churn_rate=churn_rate, keep_running=not stop,
     )  # fmt: skip
     dashboard = f"{settings.serving.endpoint}/"
+    sign_in = sign_in_hint(settings)
     last = {"at": 0.0, "done": 0}
 
     with Live(console=console, refresh_per_second=2, transient=False) as live:
@@ -64,13 +65,21 @@ def demo(
             freshness = f"{snap.freshness_s:.1f} s" if snap.freshness_s is not None else "-"
             table.add_row("freshness", freshness)
             table.add_row("dashboard", dashboard)
+            table.add_row("", sign_in)
             live.update(Panel(table, title="lambdapipe demo (Ctrl-C to stop)", border_style="cyan"))
 
         result = run_demo(settings, config, say, watch)
-    console.print(summary(result, dashboard, config.keep_running))
+    console.print(summary(result, dashboard, config.keep_running, sign_in))
 
 
-def summary(result: DemoResult, dashboard: str, running: bool) -> Group:
+def sign_in_hint(settings: Settings) -> str:
+    """How to sign in to the dashboard, without the token itself (the output may be logged)."""
+    where = secrets_file(settings.home)
+    place = f"in {where}" if where.exists() else "in the environment"
+    return f"sign in with the API token: LAMBDAPIPE_SERVING__API_TOKEN {place}"
+
+
+def summary(result: DemoResult, dashboard: str, running: bool, sign_in: str = "") -> Group:
     """The one-screen summary at the end."""
     produced = result.produced
     counts = Table(title="what happened", show_header=False)
@@ -105,7 +114,7 @@ def summary(result: DemoResult, dashboard: str, running: bool) -> Group:
         )
 
     after = (
-        f"The stack is still running: explore {dashboard} , `lambdapipe status`, "
+        f"The stack is still running: explore {dashboard} ({sign_in}), `lambdapipe status`, "
         '`lambdapipe query sql "SELECT ..."`; stop it with `lambdapipe down`.'
         if running
         else "The stack is stopped (`lambdapipe up` starts it again; data is kept)."

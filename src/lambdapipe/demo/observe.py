@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from lambdapipe.resources import Resources
+from lambdapipe.serving.auth import api_headers
 from lambdapipe.settings import Settings
 
 
@@ -47,6 +48,7 @@ class Observer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.api = f"{settings.serving.endpoint}/api"
+        self.headers = api_headers(settings.serving)
         self.since = datetime.now(UTC)
         self.baseline = Snapshot()
 
@@ -58,7 +60,7 @@ class Observer:
 
     def snapshot(self) -> Snapshot:
         """Counts since `begin`, and how far the newest event is behind the clock."""
-        with Resources(self.settings).store() as store:
+        with Resources(self.settings).store(role="reader") as store:
             counts = store.query_rows(
                 "SELECT (SELECT count() FROM user_events_realtime) AS events,"
                 " (SELECT count() FROM transactions_realtime) AS transactions,"
@@ -77,14 +79,14 @@ class Observer:
         return everything.since(self.baseline)
 
     def _freshness(self) -> float | None:
-        rows = httpx.get(f"{self.api}/freshness", timeout=10).json()
+        rows = httpx.get(f"{self.api}/freshness", headers=self.headers, timeout=10).json()
         events = [r for r in rows if r["table"] == "user_events_realtime"]
         value = events[0]["freshness_s"] if events else None
         return float(value) if value is not None else None
 
     def freshness_percentiles(self) -> dict[str, float | None]:
         """p50/p95 of event time to written (`ingested_at`) of the events written since `since`."""
-        with Resources(self.settings).store() as store:
+        with Resources(self.settings).store(role="reader") as store:
             row = store.query_rows(
                 "SELECT quantiles(0.5, 0.95)(dateDiff('millisecond', timestamp, ingested_at))"
                 " AS q, count() AS n FROM user_events_realtime"
@@ -97,10 +99,14 @@ class Observer:
         return {"p50": p50, "p95": p95}
 
     def funnel(self) -> dict[str, Any]:
-        return dict(httpx.get(f"{self.api}/funnel", params=_days(), timeout=30).json())
+        return dict(
+            httpx.get(f"{self.api}/funnel", params=_days(), headers=self.headers, timeout=30).json()
+        )
 
     def tiers(self) -> list[dict[str, Any]]:
-        return list(httpx.get(f"{self.api}/tiers", params=_days(), timeout=30).json())
+        return list(
+            httpx.get(f"{self.api}/tiers", params=_days(), headers=self.headers, timeout=30).json()
+        )
 
 
 def _days() -> dict[str, str]:

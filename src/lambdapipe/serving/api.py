@@ -2,19 +2,24 @@
 
 `create_app(store)` serves any `ServingStore`. When this process owns an embedded engine
 (`store_endpoint=True`), the app also mounts the ClickHouse-style HTTP endpoint other processes
-use to reach it.
+use to reach it. Every route that reaches data needs credentials (`auth`): the API and the
+dashboard's data a bearer token, the store endpoint a store user. `/health`, `/metrics`, the
+OpenAPI spec and the dashboard page itself carry no data and stay open. Every request to the
+API and the store endpoint is written to the audit log (`audit`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+import orjson
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -25,8 +30,10 @@ from prometheus_client import (
 from pydantic import BaseModel
 
 from lambdapipe.serving import queries
+from lambdapipe.serving.audit import AuditEntry, AuditLog
+from lambdapipe.serving.auth import API_CHALLENGE, Access, Unauthenticated
 from lambdapipe.serving.dashboard import dashboard_html
-from lambdapipe.serving.store import ReadOnlyViolation, ServingStore, StoreError
+from lambdapipe.serving.store import Refused, ServingStore, StoreError
 
 # Literals (not built from the contracts) so OpenAPI lists them; a test checks them against it.
 Tier = Literal["bronze", "silver", "gold", "platinum", "unknown"]
@@ -66,7 +73,7 @@ class SqlQuery(BaseModel):
     sql: str
 
 
-def _metrics(registry: CollectorRegistry) -> tuple[Counter, Histogram]:
+def _metrics(registry: CollectorRegistry) -> tuple[Counter, Histogram, Counter]:
     requests = Counter(
         "lambdapipe_serving_requests",
         "API requests by route and status",
@@ -80,12 +87,57 @@ def _metrics(registry: CollectorRegistry) -> tuple[Counter, Histogram]:
         registry=registry,
         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     )
-    return requests, latency
+    refused = Counter(
+        "lambdapipe_serving_refused",
+        "API and store requests refused: 401 (no or wrong credentials), 403 (not allowed)",
+        ["route", "status"],
+        registry=registry,
+    )
+    return requests, latency, refused
 
 
-def api_router(store: ServingStore) -> APIRouter:
-    """The JSON endpoints behind the dashboard and `lambdapipe query sql`."""
-    router = APIRouter(prefix="/api")
+def _rows(response: Response) -> int | None:
+    """How many rows a JSON answer carries: its `X-Rows`, a list's length, else one document."""
+    if "x-rows" in response.headers:
+        return int(response.headers["x-rows"])
+    if response.status_code != 200 or response.media_type != "application/json":
+        return None
+    document = orjson.loads(bytes(response.body))
+    return len(document) if isinstance(document, list) else 1
+
+
+class _CountedRoute(APIRoute):
+    """An API route that notes the rows of its answer in the request's audit entry."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def counted(request: Request) -> Response:
+            response = await handler(request)
+            request.state.audit.rows = _rows(response)
+            return response
+
+        return counted
+
+
+def api_router(store: ServingStore, access: Access) -> APIRouter:
+    """The JSON endpoints behind the dashboard and `lambdapipe query sql`, behind the token."""
+
+    def signed_in(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+        audit: AuditEntry = request.state.audit
+        try:
+            access.api_caller(authorization)
+        except Unauthenticated as exc:
+            audit.reason = str(exc)
+            raise HTTPException(401, str(exc), {"WWW-Authenticate": API_CHALLENGE}) from exc
+        audit.who, audit.role = "api", "reader"
+
+    router = APIRouter(
+        prefix="/api",
+        dependencies=[Depends(signed_in)],
+        route_class=_CountedRoute,
+        responses={401: {"description": "no or wrong API token"}},
+    )
 
     @router.get("/funnel", summary="Conversion funnel per session, ordered steps")
     def funnel(days: Range, tier: Tier | None = None, device: Device | None = None) -> Any:
@@ -128,10 +180,12 @@ def api_router(store: ServingStore) -> APIRouter:
         return queries.activity(store, window_s, minutes)
 
     @router.post("/sql", summary="Run one SELECT under readonly = 1")
-    def sql(body: SqlQuery) -> Any:
+    def sql(body: SqlQuery, request: Request) -> Any:
+        request.state.audit.statement_of(body.sql)
         try:
             table = store.query_readonly(body.sql)
-        except ReadOnlyViolation as exc:
+        except Refused as exc:
+            request.state.audit.reason = str(exc)
             raise HTTPException(403, str(exc)) from exc
         except StoreError as exc:
             raise HTTPException(400, str(exc)) from exc
@@ -143,26 +197,47 @@ def api_router(store: ServingStore) -> APIRouter:
     return router
 
 
-def create_app(store: ServingStore, backend: str, *, store_endpoint: bool = False) -> FastAPI:
-    """The FastAPI app serving `store`: API, dashboard, /health, /metrics (+ /clickhouse/)."""
+def create_app(
+    store: ServingStore,
+    backend: str,
+    access: Access,
+    *,
+    store_endpoint: bool = False,
+    audit: AuditLog | None = None,
+) -> FastAPI:
+    """The FastAPI app serving `store`: API, dashboard, /health, /metrics (+ /clickhouse/).
+
+    `access` holds the credentials it accepts; `audit` receives a line per API or store request.
+    """
     app = FastAPI(
         title="lambdapipe serving API",
         description="Real-time e-commerce analytics from the speed layer's ClickHouse tables.",
         version="1",
     )
     registry = CollectorRegistry()
-    requests, latency = _metrics(registry)
+    requests, latency, refused = _metrics(registry)
+    audit_log = audit or AuditLog(None)
 
     @app.middleware("http")
     async def measure(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         started = time.perf_counter()
+        audited = request.url.path.startswith(("/api/", "/clickhouse/"))
+        entry = AuditEntry.begin(request.method, request.url.path)
+        request.state.audit = entry
         response = await call_next(request)
         route = request.scope.get("route")
         name = getattr(route, "path", "unmatched")
         requests.labels(name, str(response.status_code)).inc()
         latency.labels(name).observe(time.perf_counter() - started)
+        if audited:
+            entry.status = response.status_code
+            entry.route = request.url.path if name == "unmatched" else name
+            entry.allowed = response.status_code not in (401, 403)
+            if not entry.allowed:
+                refused.labels(name, str(response.status_code)).inc()
+            audit_log.write(entry)
         return response
 
     @app.exception_handler(RequestValidationError)
@@ -189,11 +264,14 @@ def create_app(store: ServingStore, backend: str, *, store_endpoint: bool = Fals
     def dashboard() -> str:
         return dashboard_html()
 
-    app.include_router(api_router(store))
+    app.include_router(api_router(store, access))
     if store_endpoint:
+        from lambdapipe.serving.embedded import EmbeddedStore
         from lambdapipe.serving.endpoint import clickhouse_router
 
-        app.include_router(clickhouse_router(store))
+        if not isinstance(store, EmbeddedStore):
+            raise TypeError("the store endpoint serves an embedded store only")
+        app.include_router(clickhouse_router(store, access))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

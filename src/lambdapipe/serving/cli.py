@@ -9,7 +9,8 @@ import orjson
 import typer
 from rich.console import Console
 
-from lambdapipe.settings import get_settings
+from lambdapipe.errors import Problem
+from lambdapipe.settings import ServingSettings, Settings, get_settings, secrets_file
 
 app = typer.Typer(
     help="Serving layer: API, dashboard and the realtime store.", no_args_is_help=True
@@ -31,6 +32,8 @@ def serve(
     from lambdapipe.observability.targets import register_target
     from lambdapipe.resources import Resources, serving_data_dir
     from lambdapipe.serving.api import create_app
+    from lambdapipe.serving.audit import AuditLog
+    from lambdapipe.serving.auth import Access
 
     settings = get_settings()
     serving = settings.serving.model_copy(
@@ -43,6 +46,8 @@ def serve(
     settings = settings.model_copy(update={"serving": serving})
     resources = Resources(settings)
     endpoint = resources.serves_store_endpoint
+    check_secrets(serving, endpoint)
+    audit = AuditLog(settings.log_dir / "audit.jsonl", serving.audit_max_bytes)
     store = resources.store(owner=True)
     store.create_schema(serving.retention_days)
     target = register_target(settings, "serving", serving.host, serving.port)
@@ -50,17 +55,53 @@ def serve(
         f"[bold]serving[/] {resources.store_backend} store at {resources.store_location}\n"
         f"  dashboard   {serving.endpoint}/\n  API docs    {serving.endpoint}/docs\n"
         + (f"  ClickHouse  {serving.endpoint}/clickhouse/\n" if endpoint else "")
-        + f"  Prometheus  {target}"
+        + f"  Prometheus  {target}\n"
+        f"  audit log   {audit.path}\n"
+        f"  sign in with the API token LAMBDAPIPE_SERVING__API_TOKEN ({secrets_hint(settings)})"
     )
     try:
         uvicorn.run(
-            create_app(store, resources.store_backend, store_endpoint=endpoint),
+            create_app(
+                store,
+                resources.store_backend,
+                Access.from_settings(serving),
+                store_endpoint=endpoint,
+                audit=audit,
+            ),
             host=serving.host,
             port=serving.port,
             log_level="warning",
         )
     finally:
         store.close()
+        audit.close()
+
+
+def check_secrets(serving: ServingSettings, endpoint: bool) -> None:
+    """Refuse to serve with no way in: an empty API token, or store users without passwords."""
+    missing = ["API_TOKEN"] if not serving.api_token.get_secret_value() else []
+    if endpoint:
+        missing += [
+            f"{role.upper()}_PASSWORD"
+            for role, secret in (
+                ("writer", serving.writer_password),
+                ("reader", serving.reader_password),
+            )
+            if not secret.get_secret_value()
+        ]
+    if missing:
+        raise Problem(
+            "the serving layer needs its secrets: "
+            + ", ".join(f"LAMBDAPIPE_SERVING__{name}" for name in missing),
+            hint="the local profile generates them into <home>/secrets.env; elsewhere set them "
+            "in the environment (docs/serving.md)",
+        )
+
+
+def secrets_hint(settings: Settings) -> str:
+    """Where the serving secrets are, for people: the local secrets file or the environment."""
+    path = secrets_file(settings.home)
+    return f"in {path}" if path.exists() else "from the environment"
 
 
 @query_app.command("sql")
@@ -69,7 +110,7 @@ def sql(statement: Annotated[str, typer.Argument(help="one SELECT statement")]) 
     from lambdapipe.resources import Resources
     from lambdapipe.serving.store import StoreError
 
-    with Resources(get_settings()).store() as store:
+    with Resources(get_settings()).store(role="reader") as store:
         try:
             table = store.query_readonly(statement)
         except StoreError as exc:

@@ -64,9 +64,14 @@ class EmbeddedStore(ServingStore):
 
     def query_bytes(self, sql: str, fmt: str, bound: dict[str, str]) -> bytes:
         """Run a query; the result serialized in the ClickHouse output format `fmt`."""
+        return self.query_counted(sql, fmt, bound)[0]
+
+    def query_counted(self, sql: str, fmt: str, bound: dict[str, str]) -> tuple[bytes, int]:
+        """Like `query_bytes`, with the number of rows in the result."""
         result = self.run_bound(sql, fmt, bound)
         data = result.bytes()  # type: ignore[attr-defined]
-        return bytes(data)
+        # chdb's rows_read counts the result's rows (measured: 1 for a count() over 1,000)
+        return bytes(data), int(result.rows_read())  # type: ignore[attr-defined]
 
     def query_arrow(self, sql: str, params: Params | None = None) -> pa.Table:
         """Run a query; the result as an Arrow table."""

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from lambdapipe.serving.ddl import INSERT_SETTINGS
 from lambdapipe.serving.store import (
     Params,
+    Refused,
     ServingStore,
     StoreError,
     check_dedup_token,
@@ -37,6 +38,14 @@ def arrow_stream_bytes(data: pa.Table) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
+def _content(response: httpx.Response) -> bytes:
+    if response.status_code == httpx.codes.FORBIDDEN:
+        raise Refused(response.text.strip())
+    if response.status_code != httpx.codes.OK:
+        raise StoreError(response.text.strip() or f"HTTP {response.status_code}")
+    return response.content
+
+
 class HttpStore(ServingStore):
     """A ClickHouse HTTP endpoint at `url` (e.g. `http://127.0.0.1:8123/clickhouse/`)."""
 
@@ -48,6 +57,7 @@ class HttpStore(ServingStore):
         database: str = "default",
         timeout_s: float = 30.0,
     ) -> None:
+        # headers, never URL parameters: no secret in a URL (and so in no access log)
         headers = {"X-ClickHouse-User": user, "X-ClickHouse-Database": database}
         if password is not None and password.get_secret_value():
             headers["X-ClickHouse-Key"] = password.get_secret_value()
@@ -67,9 +77,7 @@ class HttpStore(ServingStore):
             response = self._client.post(self.url, params=query, content=body or b"")
         except httpx.HTTPError as exc:
             raise StoreError(f"ClickHouse at {self.url} unreachable: {exc}") from exc
-        if response.status_code != httpx.codes.OK:
-            raise StoreError(response.text.strip() or f"HTTP {response.status_code}")
-        return response.content
+        return _content(response)
 
     def execute(self, sql: str, params: Params | None = None) -> None:
         """Run a statement and discard its output."""
@@ -89,9 +97,12 @@ class HttpStore(ServingStore):
             response = self._client.post(self.url, params=query)
         except httpx.HTTPError as exc:
             raise StoreError(f"ClickHouse at {self.url} unreachable: {exc}") from exc
-        if response.status_code != httpx.codes.OK:
-            raise StoreError(response.text.strip() or f"HTTP {response.status_code}")
-        return response.content
+        return _content(response)
+
+    def query_readonly(self, sql: str, params: Params | None = None) -> pa.Table:
+        """Run one SELECT with `readonly = 1`: the server judges it (`Refused` on HTTP 403)."""
+        content = self._post(sql, params, {"default_format": ARROW_STREAM, "readonly": "1"})
+        return ipc.open_stream(content).read_all() if content else pa.table({})
 
     def insert_arrow(self, table: str, data: pa.Table, dedup_token: str | None = None) -> int:
         """POST `data` as an Arrow stream; the token goes as `insert_deduplication_token`."""

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, Final
 from uuid import UUID
 
@@ -24,7 +25,6 @@ Params = Mapping[str, Any]
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 # Tokens travel inside a SETTINGS clause and a URL: a conservative alphabet keeps both safe.
 _TOKEN: Final = re.compile(r"[A-Za-z0-9_.:/=+-]{1,512}")
-_READ_ONLY_ROOTS: Final = ("SelectWithUnionQuery", "SelectIntersectExceptQuery")
 _TSV_ESCAPES: Final = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -32,8 +32,8 @@ class StoreError(Exception):
     """ClickHouse refused a statement; the message is ClickHouse's own."""
 
 
-class ReadOnlyViolation(StoreError):
-    """A statement other than a SELECT reached the read-only path."""
+class Refused(StoreError):
+    """The statement is not allowed for this user (HTTP 403); nothing ran."""
 
 
 def check_identifier(name: str) -> str:
@@ -112,29 +112,20 @@ class ServingStore(ABC):
         except (StoreError, OSError):
             return False
 
-    def readonly_statement(self, sql: str, params: Params | None = None) -> str:
-        """The one user-written SELECT in `sql`, wrapped to run under `readonly = 1`.
+    @cached_property
+    def outside_names(self) -> frozenset[str]:
+        """This engine's table functions and engines that reach outside it (see `guard`)."""
+        from lambdapipe.serving.guard import outside_names
 
-        ClickHouse itself parses the text (one statement only) and names its kind; anything but
-        a SELECT raises `ReadOnlyViolation` before it runs. The outer `SETTINGS readonly = 1`
-        cannot be relaxed by SETTINGS inside the user's query.
-        """
-        try:
-            formatted = self.query_rows("SELECT formatQuerySingleLine({q:String}) AS q", {"q": sql})
-        except StoreError as exc:
-            raise StoreError(f"cannot parse the query: {exc}") from exc
-        statement = str(formatted[0]["q"])
-        ast = self.query_rows(f"EXPLAIN AST {statement}", params)
-        root = str(next(iter(ast[0].values()))).split(" ")[0] if ast else ""
-        if root not in _READ_ONLY_ROOTS:
-            raise ReadOnlyViolation(
-                f"read-only endpoint: only SELECT queries are allowed, got {root or 'nothing'}"
-            )
-        return f"SELECT * FROM ({statement}) SETTINGS readonly = 1"
+        return outside_names(self)
 
     def query_readonly(self, sql: str, params: Params | None = None) -> pa.Table:
-        """Run one user-written SELECT under `readonly = 1` (see `readonly_statement`)."""
-        return self.query_arrow(self.readonly_statement(sql, params), params)
+        """Run one user-written SELECT as a reader would (`guard`): under `readonly = 1`, no
+        SETTINGS, nothing that reaches outside the engine; else raise `Refused`."""
+        from lambdapipe.serving.guard import check_statement
+
+        checked = check_statement(self, sql, params, "reader", self.outside_names)
+        return self.query_arrow(checked.statement, params)
 
     def create_schema(self, retention_days: int) -> None:
         """Create every table and materialized view that does not exist yet."""

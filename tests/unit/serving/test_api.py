@@ -11,10 +11,14 @@ from fastapi.testclient import TestClient
 from bench.serving_sample import Batch
 from lambdapipe.contracts.clickhouse import enriched_tiers
 from lambdapipe.serving.api import Tier, create_app
+from lambdapipe.serving.auth import Access
 from lambdapipe.serving.embedded import EmbeddedStore
+from lambdapipe.settings import ServingSettings
 from tests.unit.serving.loading import load
 
 INJECTION = "gold' OR 1=1 --"
+TOKEN = "unit-test-token"
+ACCESS = Access.from_settings(ServingSettings(api_token=TOKEN))  # type: ignore[arg-type]
 ENDPOINTS = [
     "/api/funnel",
     "/api/tiers",
@@ -42,8 +46,21 @@ STRING_PARAMETERS = [
 @pytest.fixture
 def client(store: EmbeddedStore, batch: Batch) -> Iterator[TestClient]:
     load(store, batch)
-    with TestClient(create_app(store, "embedded")) as test_client:
+    with TestClient(create_app(store, "embedded", ACCESS)) as test_client:
+        test_client.headers["Authorization"] = f"Bearer {TOKEN}"
         yield test_client
+
+
+@pytest.mark.parametrize("path", [p for p in ENDPOINTS if p.startswith("/api/")])
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong-token", f"Basic {TOKEN}", "Bearer"])
+def test_api_needs_the_token(client: TestClient, path: str, authorization: str | None) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    client.headers.pop("Authorization")
+    response = client.get(path, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert TOKEN not in response.text
+    assert client.post("/api/sql", json={"sql": "SELECT 1"}, headers=headers).status_code == 401
 
 
 def test_tier_literal_matches_the_contracts() -> None:
@@ -116,6 +133,7 @@ def test_sql_endpoint_reads(client: TestClient, batch: Batch) -> None:
         "ALTER TABLE user_events_realtime DELETE WHERE 1",
         "TRUNCATE TABLE user_events_realtime",
         "SET readonly = 0",
+        "CREATE TABLE x (a Int32) ENGINE = Memory",
     ],
 )
 def test_sql_endpoint_refuses_writes(client: TestClient, store: EmbeddedStore, sql: str) -> None:
@@ -124,6 +142,20 @@ def test_sql_endpoint_refuses_writes(client: TestClient, store: EmbeddedStore, s
     assert response.status_code == 403
     assert "only SELECT" in response.json()["detail"]
     assert store.query_rows("SELECT count() AS n FROM user_events_realtime") == before
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT file('/etc/hostname')",
+        "SELECT * FROM url('http://127.0.0.1:1/', CSV, 'a String')",
+        "SELECT * FROM (SELECT 1 SETTINGS readonly = 0)",
+        "SELECT 1 SETTINGS max_threads = 1",
+    ],
+)
+def test_sql_endpoint_refuses_files_urls_and_settings(client: TestClient, sql: str) -> None:
+    response = client.post("/api/sql", json={"sql": sql})
+    assert response.status_code == 403, response.text
 
 
 @pytest.mark.parametrize(

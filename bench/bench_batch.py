@@ -75,7 +75,7 @@ batches = table.scan(selected_fields=("event_time", "value")).to_arrow_batch_rea
 rows, value_bytes = duckdb.sql(
     "select sum(n), sum(b) from (select count(*) n, sum(octet_length(value)) b "
     "from batches group by event_time::date)"
-).fetchone()
+).fetchall()[0]
 print(json.dumps({"scan_s": time.monotonic() - began, "rows": int(rows),
                   "value_bytes": int(value_bytes)}))
 """

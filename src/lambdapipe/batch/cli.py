@@ -71,13 +71,19 @@ def run(
     # with --json, stdout carries the document alone: progress goes to stderr
     shown = Console(stderr=True) if as_json else console
     with shown.status("batch starting") as status:
+
+        def progress(line: str) -> None:
+            status.update(line)
+            if not shown.is_terminal:  # a log file: each step with its time
+                shown.log(line)
+
         result = run_days(
             get_settings(),
             days,
             lookback_days=lookback_days,
             horizon=_hours(horizon),
             driver_memory=driver_memory,
-            progress=status.update,
+            progress=progress,
             warehouse=warehouse,
         )
     if as_json:
@@ -92,6 +98,7 @@ def summary_dict(result: BatchRun) -> dict[str, object]:
     return {
         "batch_id": result.batch_id,
         "users_history_rows": result.users_history_rows,
+        "phases_s": {name: round(s, 2) for name, s in result.phases.items()},
         "raw_loaded": {d.isoformat(): rows for d, rows in result.raw_loaded.items()},
         "dbt": None
         if dbt is None

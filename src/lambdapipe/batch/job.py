@@ -71,6 +71,8 @@ class BatchRun:
     # day -> RAW table -> rows loaded
     raw_loaded: dict[date, dict[str, int]] = field(default_factory=dict)
     dbt: DbtRun | None = None
+    # phase -> wall seconds: histories, curated (every day), raw_load, dbt
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 Progress = Callable[[str], None]
@@ -119,14 +121,17 @@ class BatchJob:
     def run(self, days: Iterable[date], progress: Progress = lambda line: None) -> BatchRun:
         """Rebuild the histories, then each day in order."""
         result = BatchRun(batch_id=datetime.now(UTC).strftime("batch-%Y%m%dT%H%M%SZ"))
+        started = time.monotonic()
         progress("users and products history")
         users = users_history(self._raw("users_changes", False)).persist()
         products = products_history(self._raw("products_changes", False)).persist()
         tables.replace_all(self.spark, self.settings, tables.USERS_HISTORY, users)
         result.users_history_rows = users.count()
+        result.phases["histories"] = time.monotonic() - started
         raw = self._raw("events", True).unionByName(self._raw("transactions", True))
         for day in days:
             result.days.append(self.run_day(raw, day, users, products, progress))
+        result.phases["curated"] = sum(d.seconds for d in result.days)
         users.unpersist()
         products.unpersist()
         return result
@@ -137,15 +142,19 @@ class BatchJob:
         from lambdapipe.resources import Resources
         from lambdapipe.warehouse.transform import build
 
+        started = time.monotonic()
         changes = self._raw("products_changes", False)
         with Resources(self.settings).warehouse() as warehouse:
             for summary in result.days:
                 progress(f"{summary.day}: loading the warehouse's RAW tables")
                 result.raw_loaded[summary.day] = load_day(
-                    self.spark, self.settings, warehouse, summary.day, result.batch_id, changes
+                    self.settings, warehouse, summary.day, result.batch_id, changes
                 )
+        result.phases["raw_load"] = time.monotonic() - started
+        started = time.monotonic()
         progress("dbt build: staging, marts and their tests")
         result.dbt = build(self.settings)
+        result.phases["dbt"] = time.monotonic() - started
 
     def run_day(
         self,

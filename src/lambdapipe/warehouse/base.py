@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Self
@@ -35,8 +36,8 @@ class Warehouse(ABC):
         """Open the connection and create the RAW schema and tables where missing."""
 
     @abstractmethod
-    def _replace_day(self, table: str, day: date, rows: pa.Table) -> None:
-        """Delete `table`'s rows of `day` and insert `rows`, in one transaction."""
+    def _replace_day(self, table: str, day: date, rows: pa.RecordBatchReader) -> None:
+        """Delete `table`'s rows of `day` and insert `rows` (read once), in one transaction."""
 
     @abstractmethod
     def query_arrow(self, sql: str) -> pa.Table:
@@ -59,17 +60,52 @@ class Warehouse(ABC):
         ]
 
     def load_raw(
-        self, table: str, rows: pa.Table, batch_id: str, file_name: str | None, day: date
+        self,
+        table: str,
+        rows: pa.Table | pa.RecordBatchReader,
+        batch_id: str,
+        file_name: str | None,
+        day: date,
     ) -> int:
         """Replace RAW `table`'s rows of batch day `day` with `rows`; returns the rows loaded.
 
         Idempotent per (table, day): loading the same day again leaves exactly the new rows.
         `rows` must have the columns of `raw.arrow_schema(table)` (missing nullable columns are
-        null); UUID columns are turned into canonical strings here, once.
+        null); UUID columns are turned into canonical strings here, once. A reader streams a
+        day too large to hold at once: each batch is conformed as it passes, still one
+        transaction.
         """
-        loaded = conform(table, rows, batch_id, file_name, day, datetime.now(UTC))
-        self._replace_day(table, day, loaded)
-        return int(loaded.num_rows)
+        loaded_at = datetime.now(UTC)
+        schema = arrow_schema(table, with_load_columns=True)
+        if isinstance(rows, pa.Table):
+            loaded = conform(table, rows, batch_id, file_name, day, loaded_at)
+            self._replace_day(
+                table, day, pa.RecordBatchReader.from_batches(schema, loaded.to_batches())
+            )
+            return int(loaded.num_rows)
+        conform(table, rows.schema.empty_table(), batch_id, file_name, day, loaded_at)
+        count, failure = 0, list[Problem]()
+
+        def conformed() -> Iterator[pa.RecordBatch]:
+            nonlocal count
+            for batch in rows:
+                try:
+                    out = conform(
+                        table, pa.Table.from_batches([batch]), batch_id, file_name, day, loaded_at
+                    )
+                except Problem as exc:
+                    failure.append(exc)  # the warehouse's driver may wrap what its reader raised
+                    raise
+                count += out.num_rows
+                yield from out.to_batches()
+
+        try:
+            self._replace_day(table, day, pa.RecordBatchReader.from_batches(schema, conformed()))
+        except Exception:
+            if failure:
+                raise failure[0] from None
+            raise
+        return count
 
     def __enter__(self) -> Self:
         self.connect()

@@ -54,9 +54,9 @@ class DuckDBWarehouse(Warehouse):
             self.connect()
         return self._conn
 
-    def _replace_day(self, table: str, day: date, rows: pa.Table) -> None:
+    def _replace_day(self, table: str, day: date, rows: pa.RecordBatchReader) -> None:
         name = f"{SCHEMA}.{raw_table(table).name}"
-        columns = ", ".join(rows.column_names)
+        columns = ", ".join(rows.schema.names)
         cursor = self.conn.cursor()
         try:
             cursor.execute("BEGIN TRANSACTION")

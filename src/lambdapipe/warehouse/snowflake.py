@@ -89,12 +89,16 @@ class SnowflakeWarehouse(Warehouse):
             self.connect()
         return self._conn
 
-    def _replace_day(self, table: str, day: date, rows: pa.Table) -> None:
+    def _replace_day(self, table: str, day: date, rows: pa.RecordBatchReader) -> None:
         name = f"{SCHEMA}.{raw_table(table).name}"
         with tempfile.TemporaryDirectory(prefix="lambdapipe-raw-") as tmp:
             # a new name per load: COPY skips a file name it loaded before (FORCE below as well)
             path = Path(tmp) / f"{table}-{day.isoformat()}-{uuid.uuid4().hex}.parquet"
-            pq.write_table(rows, path)
+            written = 0
+            with pq.ParquetWriter(path, rows.schema) as parquet:
+                for batch in rows:
+                    parquet.write_batch(batch)
+                    written += batch.num_rows
             with self.conn.cursor() as cursor:
                 cursor.execute(f"CREATE TEMPORARY STAGE IF NOT EXISTS {STAGE}")
                 cursor.execute(
@@ -103,7 +107,7 @@ class SnowflakeWarehouse(Warehouse):
                 try:
                     cursor.execute("BEGIN")
                     cursor.execute(f"DELETE FROM {name} WHERE {BATCH_DAY} = %s", (day,))
-                    if rows.num_rows:
+                    if written:
                         cursor.execute(
                             f"COPY INTO {name} FROM @{STAGE}/{path.name} "
                             "FILE_FORMAT = (TYPE = PARQUET) "

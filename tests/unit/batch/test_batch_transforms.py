@@ -8,7 +8,6 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from lambdapipe.batch.day import classified_window, day_outputs, tally
 from lambdapipe.batch.history import users_history
@@ -353,7 +352,7 @@ def test_conservation_raw_equals_rows_plus_dead_letters_plus_repeats(spark: Spar
 
 def test_the_catalogue_as_of_a_moment_and_the_raw_selection(spark: SparkSession) -> None:
     from lambdapipe.batch.history import catalogue_as_of
-    from lambdapipe.batch.load import raw_selection
+    from lambdapipe.batch.load import raw_columns
     from lambdapipe.warehouse.raw import arrow_schema
 
     pid = "2f3e4d5c-6b7a-4988-8776-655443322110"
@@ -390,7 +389,7 @@ def test_the_catalogue_as_of_a_moment_and_the_raw_selection(spark: SparkSession)
     _, out = outputs(
         spark, [Record("events", event(at=at("2026-03-02T09:00:00")), at("2026-03-02T09:00:00"))]
     )
-    selected = raw_selection(
-        out.events.withColumn("_file", F.lit("s3://x/1.parquet")), "user_events"
-    )
-    assert selected.columns == arrow_schema("user_events").names
+    # every RAW column but the data file's name, which the load adds per file
+    assert [*raw_columns(out.events.columns, "user_events"), "file_name"] == arrow_schema(
+        "user_events"
+    ).names

@@ -91,3 +91,32 @@ def test_a_load_that_breaks_the_contract_changes_nothing(tmp_path: Path) -> None
         n = wh.query_arrow("select count(*) as n from raw.transactions").column("n")[0].as_py()
         assert n == rows.num_rows
     assert date.fromisoformat("2026-03-02") == day
+
+
+def test_a_streamed_load_equals_a_whole_one_and_a_bad_batch_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    sample = ws.build_sample(sessions_per_day=5)
+    day = ws.DAYS[0]
+    rows = sample.day_rows("user_events", day)
+    every = "select * exclude (loaded_at) from raw.user_events order by event_id"
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as wh:
+        wh.load_raw("user_events", rows, "b1", "a.parquet", day)
+        whole = wh.query_arrow(every)
+        stream = pa.RecordBatchReader.from_batches(rows.schema, rows.to_batches(max_chunksize=4))
+        assert wh.load_raw("user_events", stream, "b1", "a.parquet", day) == rows.num_rows
+        assert wh.query_arrow(every) == whole
+        # the last batch breaks the contract: the day keeps its rows, the error says why
+        bad = rows.slice(0, 2).set_column(
+            rows.schema.get_field_index("event_id"), "event_id", pa.array(["not-a-uuid"] * 2)
+        )
+        batches = [*rows.to_batches(max_chunksize=4), *bad.to_batches()]
+        with pytest.raises(Problem, match="not a UUID"):
+            wh.load_raw(
+                "user_events",
+                pa.RecordBatchReader.from_batches(rows.schema, batches),
+                "b2",
+                None,
+                day,
+            )
+        assert wh.query_arrow(every) == whole

@@ -11,9 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bench.serving_sample import Batch
+from lambdapipe.errors import Problem
 from lambdapipe.serving.api import create_app
 from lambdapipe.serving.audit import AuditLog
 from lambdapipe.serving.auth import Access, Unauthenticated
+from lambdapipe.serving.cli import check_secrets
 from lambdapipe.serving.embedded import EmbeddedStore
 from lambdapipe.serving.http import arrow_stream_bytes
 from lambdapipe.settings import ServingSettings
@@ -141,3 +143,13 @@ def test_api_requests_are_audited(client: TestClient, tmp_path: Path) -> None:
         ("api", "/api/sql", 200),
     ]
     assert lines[2]["rows"] == 1 and lines[2]["statement"] == "SELECT 1 AS a"
+
+
+def test_serve_refuses_to_start_without_its_secrets() -> None:
+    with pytest.raises(Problem, match=r"API_TOKEN.*WRITER_PASSWORD.*READER_PASSWORD") as missing:
+        check_secrets(ServingSettings(), endpoint=True)
+    assert "secrets.env" in missing.value.hint
+    with pytest.raises(Problem, match="API_TOKEN"):
+        check_secrets(ServingSettings(writer_password="w", reader_password="r"), endpoint=True)  # type: ignore[arg-type]
+    check_secrets(SERVING, endpoint=True)
+    check_secrets(ServingSettings(api_token="t"), endpoint=False)  # type: ignore[arg-type]

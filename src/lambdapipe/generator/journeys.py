@@ -363,13 +363,14 @@ class ShardStream:
         st.events += 1
         st.end = ts
         if t == PV:
+            st.funnel |= 1
             event["page_url"] = PAGES[int(rng.random() * len(PAGES))]
             event["referrer"] = REFERRERS[int(rng.random() * len(REFERRERS))]
         elif t == PRV:
             p = s.last_product = self.popularity.sample(rng)
             event["product_id"] = self.product_ids[p]
             event["page_url"] = self.product_urls[p]
-            st.funnel |= 1
+            st.funnel |= 2
         elif t == SEARCH:
             event["search_query"] = QUERIES[int(rng.random() * len(QUERIES))]
             event["results_count"] = int(rng.random() * 500)
@@ -383,7 +384,7 @@ class ShardStream:
             s.checkout_open = False
             event["product_id"] = self.product_ids[p]
             event["quantity"] = quantity
-            st.funnel |= 2
+            st.funnel |= 4
         elif t == PURCHASE:
             self._purchase(s, event, ms, chunk)
         elif t == REMOVE:
@@ -403,7 +404,7 @@ class ShardStream:
         event["cart_value"] = money(sum(prices[p] * q for p, q in s.cart.items()))
         event["item_count"] = sum(s.cart.values())
         s.checkout_open = True
-        s.truth.funnel |= 4
+        s.truth.funnel |= 8
         counts = self.type_counts
         if counts[PURCHASE] < PURCHASE_SHARE * sum(counts):
             s.pending = list(s.cart.items())
@@ -451,9 +452,11 @@ class ShardStream:
         chunk.transaction_keys.append(s.key)
         st = s.truth
         st.converted = True
-        st.funnel |= 8
-        st.revenue_cents += total
-        self.truth.add_transaction(ms, tier, total)
+        st.funnel |= 16
+        st.gross_bookings_cents += total
+        if s.order[1] == "completed":
+            st.revenue_cents += total
+        self.truth.add_transaction(ms, tier, total, s.order[1])
 
     def _fault(
         self, event: dict[str, Any], line: bytes, key: bytes, now_us: int, chunk: Chunk

@@ -27,13 +27,22 @@ EVENT_TYPES: Final = (
 # Truth keys events of users missing from the dimensions under this tier, like enrichment does.
 TRUTH_TIERS: Final = (*TIERS, "unknown")
 N_TIERS: Final = len(TRUTH_TIERS)
-FUNNEL: Final = ("sessions", "product_view", "add_to_cart", "checkout_start", "purchase")
+# the sessions, then the sessions with at least one event of each step (docs/data-model.md)
+FUNNEL: Final = (
+    "sessions",
+    "page_view",
+    "product_view",
+    "add_to_cart",
+    "checkout_start",
+    "purchase",
+)
 MS_PER_DAY: Final = 86_400_000
 
 
 @dataclass(slots=True)
 class SessionTruth:
-    """One session as generated; revenue in cents is the sum of its purchase amounts."""
+    """One session as generated; money in cents, named as in docs/data-model.md: gross bookings
+    sum its purchase amounts (any status), revenue those of completed transactions."""
 
     session_id: str
     user_id: str
@@ -42,8 +51,9 @@ class SessionTruth:
     end: str = ""
     events: int = 0
     converted: bool = False
+    gross_bookings_cents: int = 0
     revenue_cents: int = 0
-    funnel: int = 0  # bit i set: the session reached FUNNEL[i + 1]
+    funnel: int = 0  # bit i set: the session has an event of step FUNNEL[i + 1]
 
 
 @dataclass(slots=True)
@@ -52,7 +62,10 @@ class Truth:
 
     # day number -> flat [event_type * N_TIERS + tier] counts
     counts: dict[int, list[int]] = field(default_factory=dict)
-    revenue: dict[int, list[int]] = field(default_factory=dict)  # day -> cents per tier
+    # day -> cents per tier: every transaction, completed ones, refunded ones
+    gross_bookings: dict[int, list[int]] = field(default_factory=dict)
+    revenue: dict[int, list[int]] = field(default_factory=dict)
+    refunds: dict[int, list[int]] = field(default_factory=dict)
     transactions: dict[int, list[int]] = field(default_factory=dict)  # day -> count per tier
     sessions: list[SessionTruth] = field(default_factory=list)
     dead_letters: dict[str, int] = field(default_factory=dict)
@@ -68,14 +81,21 @@ class Truth:
             counts = self.counts[day] = [0] * (len(EVENT_TYPES) * N_TIERS)
         return counts
 
-    def add_transaction(self, ms: int, tier: int, total_cents: int) -> None:
-        """Count one transaction (product line) and its revenue on its event day."""
+    def add_transaction(self, ms: int, tier: int, total_cents: int, status: str) -> None:
+        """Count one transaction (product line) and its money on its event day."""
         day = ms // MS_PER_DAY
-        if day not in self.revenue:
-            self.revenue[day] = [0] * N_TIERS
-            self.transactions[day] = [0] * N_TIERS
-        self.revenue[day][tier] += total_cents
+        if day not in self.transactions:
+            for per_day in self._money_and_count():
+                per_day[day] = [0] * N_TIERS
         self.transactions[day][tier] += 1
+        self.gross_bookings[day][tier] += total_cents
+        if status == "completed":
+            self.revenue[day][tier] += total_cents
+        elif status == "refunded":
+            self.refunds[day][tier] += total_cents
+
+    def _money_and_count(self) -> tuple[dict[int, list[int]], ...]:
+        return (self.gross_bookings, self.revenue, self.refunds, self.transactions)
 
     def add_dead_letter(self, reason: str) -> None:
         """Count one injected record the validator must dead-letter with `reason`."""
@@ -83,10 +103,10 @@ class Truth:
 
     def merge(self, other: Truth) -> None:
         """Add `other`'s answers to these."""
-        for mine, theirs in (
-            (self.counts, other.counts),
-            (self.revenue, other.revenue),
-            (self.transactions, other.transactions),
+        for mine, theirs in zip(
+            (self.counts, *self._money_and_count()),
+            (other.counts, *other._money_and_count()),
+            strict=True,
         ):
             for day, values in theirs.items():
                 if day in mine:
@@ -143,10 +163,9 @@ class Truth:
                 "transactions": sum(sum(v) for v in self.transactions.values()),
             },
             "funnel": funnel,
-            "revenue_by_day": {
-                day_name(day): {TRUTH_TIERS[t]: money(c) for t, c in enumerate(cents) if c}
-                for day, cents in sorted(self.revenue.items())
-            },
+            "gross_bookings_by_day": _money_by_day(self.gross_bookings),
+            "revenue_by_day": _money_by_day(self.revenue),
+            "refunds_by_day": _money_by_day(self.refunds),
             "transactions_by_day": {
                 day_name(day): {TRUTH_TIERS[t]: n for t, n in enumerate(per_tier) if n}
                 for day, per_tier in sorted(self.transactions.items())
@@ -168,11 +187,20 @@ class Truth:
                     "end": s.end,
                     "events": s.events,
                     "converted": s.converted,
+                    "gross_bookings": money(s.gross_bookings_cents),
                     "revenue": money(s.revenue_cents),
                 }
                 for s in self.sessions
             ],
         }
+
+
+def _money_by_day(cents: dict[int, list[int]]) -> dict[str, dict[str, str]]:
+    """Per day, per tier with money, the amount as a 2-decimal string."""
+    return {
+        day_name(day): {TRUTH_TIERS[t]: money(c) for t, c in enumerate(per_tier) if c}
+        for day, per_tier in sorted(cents.items())
+    }
 
 
 def merged(truths: Iterable[Truth]) -> Truth:

@@ -172,6 +172,10 @@ def test_cli_generates_a_file_with_truth_and_summary(tmp_path: Path) -> None:
     document = orjson.loads(truth.read_bytes())
     assert document["totals"]["events"] == 5_000
     assert document["funnel"]["sessions"] == len(document["sessions"])
+    funnel = document["funnel"]
+    assert all(0 < n <= funnel["sessions"] for n in funnel.values())
+    # a purchase follows a checkout, which needs an added product (session causality)
+    assert funnel["purchase"] <= funnel["checkout_start"] <= funnel["add_to_cart"]
 
 
 def test_cli_rejects_a_bad_fault_spec() -> None:

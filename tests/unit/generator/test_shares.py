@@ -71,6 +71,11 @@ def test_weekend_days_carry_1_3x_the_transactions() -> None:
 def test_session_truth_adds_up() -> None:
     truth = _truth(100_000, 1_000.0)
     assert sum(s.events for s in truth.sessions) == 100_000
+    bookings = sum(sum(v) for v in truth.gross_bookings.values())
     revenue = sum(sum(v) for v in truth.revenue.values())
+    refunds = sum(sum(v) for v in truth.refunds.values())
+    assert sum(s.gross_bookings_cents for s in truth.sessions) == bookings
     assert sum(s.revenue_cents for s in truth.sessions) == revenue
+    # completed and refunded lines are some of the booked ones, and the others are there too
+    assert 0 < refunds < bookings - revenue < bookings
     assert len({s.session_id for s in truth.sessions}) == len(truth.sessions)

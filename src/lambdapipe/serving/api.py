@@ -16,10 +16,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -65,6 +66,9 @@ def date_range(
 
 
 Range = Annotated[DateRange, Depends(date_range)]
+# a security scheme, so the OpenAPI spec says how to sign in (module level: annotations are
+# resolved in the module's namespace)
+BEARER = HTTPBearer(auto_error=False, description="the API token (LAMBDAPIPE_SERVING__API_TOKEN)")
 
 
 class SqlQuery(BaseModel):
@@ -123,10 +127,13 @@ class _CountedRoute(APIRoute):
 def api_router(store: ServingStore, access: Access) -> APIRouter:
     """The JSON endpoints behind the dashboard and `lambdapipe query sql`, behind the token."""
 
-    def signed_in(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    def signed_in(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+    ) -> None:
         audit: AuditEntry = request.state.audit
         try:
-            access.api_caller(authorization)
+            access.api_caller(f"Bearer {credentials.credentials}" if credentials else None)
         except Unauthenticated as exc:
             audit.reason = str(exc)
             raise HTTPException(401, str(exc), {"WWW-Authenticate": API_CHALLENGE}) from exc

@@ -28,6 +28,8 @@ OUTSIDE = [
     "CREATE TABLE leak ENGINE = Memory AS SELECT * FROM url('http://127.0.0.1:1/', CSV)",
     "CREATE DICTIONARY d (k UInt64, v String) PRIMARY KEY k "
     "SOURCE(FILE(path '/etc/hostname' format 'TSV')) LAYOUT(FLAT()) LIFETIME(0)",
+    "CREATE DICTIONARY d (k UInt64, v String) PRIMARY KEY k "
+    "SOURCE(CLICKHOUSE(host '127.0.0.1' port 1 table 't')) LAYOUT(FLAT()) LIFETIME(0)",
 ]
 # A reader's refusals on top: writes, DDL, settings.
 WRITES = [
@@ -44,7 +46,13 @@ WRITES = [
     "SELECT * FROM (SELECT 1 SETTINGS max_threads = 1)",
 ]
 # Refused for the writer too: shared session settings and server administration.
-ADMIN = ["SET max_threads = 1", "SYSTEM FLUSH LOGS", "KILL QUERY WHERE 1", "EXPLAIN SELECT 1"]
+ADMIN = [
+    "SET max_threads = 1",
+    "SYSTEM FLUSH LOGS",
+    "KILL QUERY WHERE 1",
+    "EXPLAIN SELECT 1",
+    "ATTACH TABLE attached (a Int32) ENGINE = MergeTree ORDER BY a",
+]
 
 
 def count(store: EmbeddedStore) -> int:

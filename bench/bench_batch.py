@@ -6,8 +6,8 @@ population in PostgreSQL with Debezium CDC into Kafka (the tiers' history), yest
 (`--events`, 24 h of event time, a few faults the batch must handle) into Kafka flat out, a
 little tier churn, then `lambdapipe lake archive --until-idle` into the raw Iceberg tables.
 Measured, each in its own process with the same driver memory:
-  baseline  Spark reads raw.events once: rows and value bytes by day of the lake's event time
   batch     `lambdapipe batch run --date D --json` (curated Iceberg, RAW in DuckDB, dbt build)
+  baseline  Spark reads raw.events once: rows and value bytes by day of the lake's event time
   duckdb    DuckDB aggregates the same raw.events data files once (pyiceberg's Arrow batches)
 For each: wall, CPU seconds (process tree), peak RSS per process kind; for the batch its phases.
 Then a dashboard's queries on the marts (funnel, tiers, top products, daily KPIs, sessions),
@@ -22,11 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,7 @@ from lambdapipe.resources import Resources
 from lambdapipe.runtime.stack import Stack
 from lambdapipe.settings import Settings, as_environment
 from lambdapipe.topics import ensure_topics, quiet
-from measure import RESULTS, bench_settings, measured
+from measure import RESULTS, Sampler, bench_settings, measured
 
 DRIVER_MEMORY = "2g"
 FAULTS = "duplicate=0.01,late=0.005:2h,out_of_order=0.01,malformed=0.001,unknown_user=0.002"
@@ -167,6 +169,27 @@ def set_up(
     return figures
 
 
+def peaks_by_step(sampler: Sampler, log: Path) -> dict[str, dict[str, int]]:
+    """Peak RSS of each process kind during each step the batch logged (`[HH:MM:SS] step`)."""
+    steps: list[tuple[float, str]] = []
+    clock = ""
+    for line in log.read_text().splitlines():
+        match = re.match(r"^(\[\d\d:\d\d:\d\d\]| {10}) (.+?)\s+cli\.py:\d+$", line)
+        if match is None:
+            continue
+        clock = match.group(1).strip("[]").strip() or clock
+        moment = datetime.combine(datetime.now(UTC).date(), dt_time.fromisoformat(clock), UTC)
+        steps.append((moment.timestamp(), match.group(2).split(": ", 1)[-1]))
+    peaks: dict[str, dict[str, int]] = {}
+    for at, kind, rss in sampler.timeline:
+        # the step that began last before the sample (whole seconds in the log)
+        current = [name for began, name in steps if began <= at]
+        step = current[-1] if current else "start"
+        peak = peaks.setdefault(step, {})
+        peak[kind] = max(peak.get(kind, 0), round(rss))
+    return peaks
+
+
 def percentiles(seconds: list[float]) -> dict[str, float]:
     ordered = sorted(s * 1000 for s in seconds)
     return {
@@ -258,21 +281,6 @@ def main() -> None:
         python = sys.executable
 
         wall, sampler, out = measured(
-            [python, "-c", SPARK_BASELINE, args.driver_memory], env, work / "baseline.log"
-        )
-        scan = json.loads(out.strip().splitlines()[-1])
-        spark_baseline = {
-            "wall_s": round(wall, 1),
-            "scan_s": round(scan["scan_s"], 1),
-            "raw_events": scan["rows"],
-            "value_mib": round(scan["value_bytes"] / 2**20),
-            "records_per_s": round(scan["rows"] / scan["scan_s"]),
-            "cpu_s": round(sampler.cpu_seconds(), 1),
-            "peak_rss_mib": sampler.peak_rss_mib(),
-        }
-        print(f"baseline spark: {spark_baseline}", flush=True)
-
-        wall, sampler, out = measured(
             [python, "-m", "lambdapipe.cli", "batch", "run", "--date", day.isoformat(),
              "--driver-memory", args.driver_memory, "--json"],
             env, work / "batch.log",
@@ -287,6 +295,7 @@ def main() -> None:
             "jvm_and_session_s": round(wall - sum(summary.get("phases_s", {}).values()), 1),
             "cpu_s": round(sampler.cpu_seconds(), 1),
             "peak_rss_mib": sampler.peak_rss_mib(),
+            "peak_rss_mib_by_step": peaks_by_step(sampler, work / "batch.log"),
             "rows": today["rows"],
             "dead_letters": today["dead_letters"],
             "duplicates": today["duplicates"],
@@ -296,6 +305,21 @@ def main() -> None:
             "dbt_nodes": len(summary["dbt"]["nodes"]),
         }
         print(f"batch: {batch}", flush=True)
+
+        wall, sampler, out = measured(
+            [python, "-c", SPARK_BASELINE, args.driver_memory], env, work / "baseline.log"
+        )
+        scan = json.loads(out.strip().splitlines()[-1])
+        spark_baseline = {
+            "wall_s": round(wall, 1),
+            "scan_s": round(scan["scan_s"], 1),
+            "raw_events": scan["rows"],
+            "value_mib": round(scan["value_bytes"] / 2**20),
+            "records_per_s": round(scan["rows"] / scan["scan_s"]),
+            "cpu_s": round(sampler.cpu_seconds(), 1),
+            "peak_rss_mib": sampler.peak_rss_mib(),
+        }
+        print(f"baseline spark: {spark_baseline}", flush=True)
 
         wall, sampler, out = measured([python, "-c", DUCKDB_BASELINE], env, work / "duckdb.log")
         scan = json.loads(out.strip().splitlines()[-1])

@@ -36,6 +36,8 @@ class Sampler(threading.Thread):
         self.peak: dict[str, float] = {}
         self.cpu: dict[int, float] = {}
         self.names: dict[int, str] = {}
+        # (epoch seconds, process kind, RSS MiB) of every sample: peaks per phase
+        self.timeline: list[tuple[float, str, float]] = []
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -52,6 +54,7 @@ class Sampler(threading.Thread):
                 except psutil.NoSuchProcess:
                     continue
                 self.names[p.pid] = name
+                self.timeline.append((time.time(), name, rss))
                 self.peak[name] = max(self.peak.get(name, 0.0), rss)
                 self.cpu[p.pid] = times.user + times.system
             time.sleep(0.5)

@@ -77,5 +77,7 @@ def measured(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, Sa
     sampler.done.set()
     wall = time.monotonic() - began
     if process.returncode != 0:
+        with log.open("a") as out:
+            out.write(stdout)  # a JVM's own log lines may have gone to stdout
         raise SystemExit(f"{argv[3:6]} failed; see {log}")
     return wall, sampler, stdout

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from lambdapipe.warehouse.transform import DbtRun
 
 log = logging.getLogger(__name__)
+BATCH_SHUFFLE_PARTITIONS = 16
 
 
 @dataclass
@@ -169,10 +170,12 @@ class BatchJob:
         window = self.window(day)
         topics = Topics(self.settings.kafka.events_topic, self.settings.kafka.transactions_topic)
         progress(f"{day}: validating and deduplicating")
-        classified = classified_window(raw, window, topics).persist(StorageLevel.MEMORY_AND_DISK)
+        # the wide rows (raw bytes, parsed structs) of millions of records: built in memory, the
+        # columnar cache ran the heap out (4g, 10M records); on disk it is built batch by batch
+        classified = classified_window(raw, window, topics).persist(StorageLevel.DISK_ONLY)
         try:
             counted = tally(classified, topics)
-            events = window_events(classified, topics.events).persist(StorageLevel.MEMORY_AND_DISK)
+            events = window_events(classified, topics.events).persist(StorageLevel.DISK_ONLY)
             spans = window_sessions(events, window).persist(StorageLevel.MEMORY_AND_DISK)
             outputs = day_outputs(classified, window, topics, users, products, events, spans)
             expected = {
@@ -250,6 +253,10 @@ def main(
         lake=True,
         driver_memory=driver_memory or settings.lake.driver_memory,
     )
+    # a day is millions of rows through a few shuffles (dedup, sessions, joins): smaller tasks
+    # than the streaming jobs' two partitions, which adaptive execution merges where small
+    spark.conf.set("spark.sql.adaptive.enabled", "true")
+    spark.conf.set("spark.sql.shuffle.partitions", str(BATCH_SHUFFLE_PARTITIONS))
     try:
         job = BatchJob(spark, settings, lookback_days, horizon)
         result = job.run(days, progress)

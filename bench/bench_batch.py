@@ -42,7 +42,7 @@ from lambdapipe.settings import Settings, as_environment
 from lambdapipe.topics import ensure_topics, quiet
 from measure import RESULTS, Sampler, bench_settings, measured
 
-DRIVER_MEMORY = "2g"
+DRIVER_MEMORY = "4g"  # measured at 10M; 2g ran out of heap before the disk-only cache
 FAULTS = "duplicate=0.01,late=0.005:2h,out_of_order=0.01,malformed=0.001,unknown_user=0.002"
 
 SPARK_BASELINE = """

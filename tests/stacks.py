@@ -42,8 +42,8 @@ def running_stack(settings: Settings) -> Iterator[Stack]:
     """A stack started from empty data for the block, purged afterwards."""
     shutil.rmtree(settings.home / "data", ignore_errors=True)
     local = Stack(settings)
-    local.up(progress=lambda line: None)
-    try:
+    try:  # a start that fails half-way stops what it started, too
+        local.up(progress=lambda line: None)
         yield local
     finally:
         local.down(purge=True, progress=lambda line: None)

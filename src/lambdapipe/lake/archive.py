@@ -28,15 +28,6 @@ from lambdapipe.spark import stop_between_batches
 
 log = logging.getLogger(__name__)
 
-# A backlog is read in large fetches: per partition up to 8 MiB and 20,000 records per poll
-# (the consumer's defaults, 1 MiB and 500, made Spark's Kafka source alone ~1.5x slower here)
-KAFKA_FETCH = {
-    "kafka.max.partition.fetch.bytes": str(8 * 2**20),
-    "kafka.fetch.max.bytes": str(64 * 2**20),
-    "kafka.max.poll.records": "20000",
-    "kafka.receive.buffer.bytes": str(4 * 2**20),
-}
-
 # Debezium's commit time in epoch milliseconds; values outside these years are not times
 _MILLIS_RANGE = (0, 253_402_300_799_999)
 
@@ -122,7 +113,6 @@ class Archiver:
             .option("includeHeaders", "true")
             .option("maxOffsetsPerTrigger", str(lake.max_offsets_per_trigger))
             .option("failOnDataLoss", str(lake.fail_on_data_loss).lower())
-            .options(**KAFKA_FETCH)
             .load()
         )
 

@@ -32,14 +32,13 @@ from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
-
 from lambdapipe.ingest import cdc
 from lambdapipe.ingest.load import load_dimensions
+from lambdapipe.lake.offsets import KafkaOffsets
 from lambdapipe.resources import Resources
 from lambdapipe.runtime.stack import Stack
 from lambdapipe.settings import Settings, as_environment
-from lambdapipe.topics import ensure_topics, quiet
+from lambdapipe.topics import ensure_topics
 from measure import RESULTS, Sampler, bench_settings, measured
 
 DRIVER_MEMORY = "4g"  # measured at 10M; 2g ran out of heap before the disk-only cache
@@ -85,18 +84,11 @@ print(json.dumps({"scan_s": time.monotonic() - began, "rows": int(rows),
 
 def topic_records(settings: Settings, topic: str) -> int:
     """Records in `topic` (0 while it does not exist)."""
-    consumer = Consumer(quiet({"bootstrap.servers": settings.kafka.bootstrap, "group.id": "b"}))
+    offsets = KafkaOffsets(settings)
     try:
-        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if metadata is None or metadata.error is not None:
-            return 0
-        total = 0
-        for p in metadata.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            total += high - low
-        return total
+        return sum(high - low for low, high in offsets.watermarks(topic).values())
     finally:
-        consumer.close()
+        offsets.close()
 
 
 def wait_for(condition: Any, timeout_s: float, what: str) -> None:

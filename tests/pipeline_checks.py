@@ -11,8 +11,9 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 
+from lambdapipe.lake.offsets import KafkaOffsets
 from lambdapipe.serving.store import ServingStore
 from lambdapipe.settings import Settings
 from lambdapipe.topics import quiet
@@ -32,14 +33,13 @@ def store_counts(store: ServingStore) -> tuple[int, int, int]:
 
 
 def produced(settings: Settings, topic: str) -> int:
-    """Records in `topic` (the sum of its partitions' offset ranges)."""
-    consumer = Consumer(quiet({"bootstrap.servers": settings.kafka.bootstrap, "group.id": "x"}))
-    total = 0
-    for p in range(settings.kafka.partitions):
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-        total += high - low
-    consumer.close()
-    return total
+    """Records in `topic`, the sum of its partitions' offset ranges (0 while it does not exist;
+    a CDC topic has partitions of its own)."""
+    offsets = KafkaOffsets(settings)
+    try:
+        return sum(high - low for low, high in offsets.watermarks(topic).values())
+    finally:
+        offsets.close()
 
 
 def send_event(

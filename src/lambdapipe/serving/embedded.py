@@ -9,12 +9,14 @@ another), so every call holds one lock.
 from __future__ import annotations
 
 import threading
+from functools import cached_property
 from pathlib import Path
 
 import pyarrow as pa
 from chdb import session as chdb_session
 
 from lambdapipe.serving.ddl import INSERT_SETTINGS
+from lambdapipe.serving.guard import check_statement, outside_names
 from lambdapipe.serving.store import (
     Params,
     ServingStore,
@@ -79,6 +81,16 @@ class EmbeddedStore(ServingStore):
         if not isinstance(result, pa.Table):
             raise StoreError(f"chdb returned {type(result).__name__}, not an Arrow table")
         return result
+
+    @cached_property
+    def outside_names(self) -> frozenset[str]:
+        """This engine's table functions and engines that reach outside it (see `guard`)."""
+        return outside_names(self)
+
+    def query_readonly(self, sql: str, params: Params | None = None) -> pa.Table:
+        """The statement as `guard` lets a reader run it (the engine judges writes itself)."""
+        checked = check_statement(self, sql, params, "reader", self.outside_names)
+        return self.query_arrow(checked.statement, params)
 
     def insert_arrow(self, table: str, data: pa.Table, dedup_token: str | None = None) -> int:
         """Insert Arrow rows by column name through chdb's `Python()` table function."""

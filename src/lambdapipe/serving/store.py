@@ -12,7 +12,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import cached_property
 from typing import Any, Final
 from uuid import UUID
 
@@ -112,20 +111,10 @@ class ServingStore(ABC):
         except (StoreError, OSError):
             return False
 
-    @cached_property
-    def outside_names(self) -> frozenset[str]:
-        """This engine's table functions and engines that reach outside it (see `guard`)."""
-        from lambdapipe.serving.guard import outside_names
-
-        return outside_names(self)
-
+    @abstractmethod
     def query_readonly(self, sql: str, params: Params | None = None) -> pa.Table:
-        """Run one user-written SELECT as a reader would (`guard`): under `readonly = 1`, no
-        SETTINGS, nothing that reaches outside the engine; else raise `Refused`."""
-        from lambdapipe.serving.guard import check_statement
-
-        checked = check_statement(self, sql, params, "reader", self.outside_names)
-        return self.query_arrow(checked.statement, params)
+        """Run one user-written SELECT as a reader would: under `readonly = 1`, no SETTINGS,
+        nothing that reaches outside the engine; else raise `Refused`."""
 
     def create_schema(self, retention_days: int) -> None:
         """Create every table and materialized view that does not exist yet."""

@@ -33,6 +33,9 @@ class FlakyStore(ServingStore):
     def query_bytes(self, sql: str, fmt: str, bound: dict[str, str]) -> bytes:
         raise NotImplementedError
 
+    def query_readonly(self, sql: str, params: Params | None = None) -> pa.Table:
+        raise NotImplementedError
+
     def insert_arrow(self, table: str, data: pa.Table, dedup_token: str | None = None) -> int:
         self.attempts += 1
         if self.attempts <= self.failures:

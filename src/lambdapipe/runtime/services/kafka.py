@@ -122,7 +122,9 @@ class KafkaNode(Service):
     def _cluster_id(self) -> str:
         path = self.kafka_root / "cluster.id"
         if not path.exists():
-            raw = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            raw = "-"  # as Kafka's own ids: one with a leading dash would read as an option
+            while raw.startswith("-"):
+                raw = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             path.write_text(raw)
         return path.read_text().strip()
 
@@ -136,8 +138,7 @@ class KafkaNode(Service):
                 f"-Dlog4j.configuration=file:{self.settings.conf_dir / 'kafka-log4j.properties'}",
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                self._cluster_id(),
+                f"--cluster-id={self._cluster_id()}",
                 "-c",
                 str(self.config_file),
                 "--ignore-formatted",

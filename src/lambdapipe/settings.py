@@ -301,6 +301,15 @@ class WarehouseSettings(_Section):
     dbt_project_dir: Path | None = None
 
 
+class ReconcileSettings(_Section):
+    """`lambdapipe reconcile`: how much disagreement a day may show before it fails."""
+
+    # speed vs batch differences no cause explains, per metric (count, or money in units)
+    max_unexplained: float = 0.0
+    # batch vs the generator's truth, per metric, when a truth file is given
+    max_batch_vs_truth: float = 0.0
+
+
 class Settings(BaseSettings):
     """All of lambdapipe's configuration. Build it with `get_settings()`."""
 
@@ -329,6 +338,7 @@ class Settings(BaseSettings):
     speed: SpeedSettings = SpeedSettings()
     lake: LakeSettings = LakeSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
 
     def model_post_init(self, context: object, /) -> None:
         if self.port_offset:

@@ -52,7 +52,6 @@ def classify_raw(
                 batch.select(list(_VALIDATED)),
                 events_topic=events_topic,
                 transactions_topic=transactions_topic,
-                lateness=None,
                 limits=limits,
             )
             columns = [*verdicts.columns, *(batch.column(name) for name in extra)]

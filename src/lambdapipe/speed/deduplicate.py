@@ -1,8 +1,11 @@
 """Drop records seen before (same event_id / transaction_id) within the event-time watermark.
 
-Dead letters go through the same operator with a unique key, so it never drops them; they carry
-a watermark time of `batch_time - lateness`, which is never below the watermark, so they are not
-dropped as late either (docs/speed.md, "Why the watermark never drops a row").
+The records query's watermark column is never below `batch_time - lateness`: dead letters carry
+that floor (and a unique key, so they are never deduplicated), accepted records the later of
+their event time and the floor. The watermark is never above the floor (validation rejects event
+times beyond `max_future_skew` after the batch time, and the delay is `lateness + skew`), so no
+row is dropped as late here; lateness itself is judged on event time on the driver
+(`records.mark_late`). docs/speed.md, "Why the watermark never drops a row".
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ def deduplicate(
         f"make_dt_interval(0, 0, 0, {float(lateness.total_seconds())})"
     )
     with_time = classified.withColumn(
-        "watermark_time", F.when(F.col("accepted"), F.col("event_time")).otherwise(floor)
+        "watermark_time",
+        F.when(F.col("accepted"), F.greatest(F.col("event_time"), floor)).otherwise(floor),
     )
     delay = watermark_delay(lateness, max_future_skew)
     return with_time.withWatermark(

@@ -46,7 +46,6 @@ def records_plan(spark: SparkSession, settings: Settings) -> DataFrame:
         kafka_source(spark, settings, [kafka.events_topic, kafka.transactions_topic]),
         events_topic=kafka.events_topic,
         transactions_topic=kafka.transactions_topic,
-        lateness=lateness,
         limits=Limits(max_future_skew=skew),
     )
     return deduplicate(classified, lateness, skew)

@@ -1,9 +1,11 @@
 """Parse and validate raw Kafka records of `events` and `transactions`; decide lateness.
 
-Every record gets a verdict: null (accepted), a contracts `Reason`, or `late`. Lateness is
-decided without state, against the micro-batch time (`current_timestamp()` is fixed per batch
-and recorded in the offset log, so a replayed batch decides identically): an event is late when
-its event time is older than the batch time minus `lateness`.
+Every record gets a verdict: null (accepted), a contracts `Reason`, or `late`. Validation
+needs no state; lateness is judged on event time, on the driver, by `mark_late`: a record is late
+when its event time is below the event-time watermark, the newest event time the speed layer has
+seen (up to and including the micro-batch) minus `lateness` (ARCHITECTURE.md decision 9). A
+backlog, a restart after an outage or a backfill of old days is therefore on time; only records
+that are old compared with the stream around them are late.
 
 Why one Arrow pass in Python (`classify_batch` through `mapInArrow`): the validator parses each
 record anyway, so the same pass hands Spark the store-typed columns of the accepted records.
@@ -56,6 +58,7 @@ TRANSACTION_KEY_PREFIX: Final = "t:"
 # (struct column, contracts entity): the accepted record, typed as the store's columns.
 RECORD_STRUCTS: Final = (("event", "user_event"), ("transaction", "transaction"))
 _RAW_COLUMNS: Final = ("key", "value", "topic", "partition", "offset", "batch_time")
+_BYTES: Final = ("key", "value")
 
 
 def _store_type(entity: str, name: str, clickhouse_type: str) -> DataType:
@@ -77,8 +80,9 @@ def classified_schema() -> StructType:
     """The columns `classify_records` adds to (and keeps of) the Kafka rows."""
     return StructType(
         [
-            StructField("key", BinaryType()),  # kept for dead letters only
-            StructField("value", BinaryType()),  # kept for dead letters only
+            # the original bytes, for dead letters (the batch layer drops them for accepted rows)
+            StructField("key", BinaryType()),
+            StructField("value", BinaryType()),
             StructField("topic", StringType()),
             StructField("partition", IntegerType()),
             StructField("offset", LongType()),
@@ -136,7 +140,6 @@ def classify_batch(
     *,
     events_topic: str,
     transactions_topic: str,
-    lateness: timedelta | None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> pa.RecordBatch:
     """Kafka rows (key, value, topic, partition, offset, batch_time) -> `classified_schema()`.
@@ -147,16 +150,13 @@ def classify_batch(
     (unique, so never deduplicated) for the rest.
 
     Each record is validated against its row's `batch_time` (one value per micro-batch in the
-    speed layer; the batch layer passes each record's Kafka timestamp). `lateness=None`: nothing
-    is late (the batch layer reads the whole history).
+    speed layer; the batch layer passes each record's Kafka timestamp): the future-skew check.
     """
     schema = _arrow_schema()
     size = batch.num_rows
     times = batch.column("batch_time")
     batch_time = _aware(times[0].as_py()) if size else None
     nows = _per_row_times(times) if size else None
-    # Event-time strings have one fixed format, so they order like the instants they name.
-    late_before = _stamp(batch_time - lateness) if batch_time and lateness is not None else ""
     kinds = {
         events_topic: _Kind("event", validate_event, EVENT_KEY_PREFIX + "{event_id}"),
         transactions_topic: _Kind(
@@ -171,7 +171,6 @@ def classify_batch(
     details: list[str | None] = [None] * size
     event_types: list[str | None] = [None] * size
     dedup_keys: list[str | None] = [None] * size
-    late_detail = f"event time older than {lateness.total_seconds():g}s" if lateness else ""
     for i, topic in enumerate(topics):
         kind = kinds.get(topic)
         if kind is None:
@@ -187,10 +186,7 @@ def classify_batch(
         positions[kind.struct][i] = len(parsed[kind.struct])
         parsed[kind.struct].append(record)
         event_types[i] = record.get("event_type")
-        if late_before and record[EVENT_TIME_FIELD] < late_before:
-            reasons[i], details[i] = LATE, late_detail
-        else:
-            dedup_keys[i] = kind.dedup_key.format_map(record)
+        dedup_keys[i] = kind.dedup_key.format_map(record)
     accepted = pa.array([r is None for r in reasons], pa.bool_())
     structs = {
         name: _scatter(_records_array(parsed[name], schema.field(name).type), positions[name])
@@ -257,20 +253,62 @@ def classify_records(
     *,
     events_topic: str,
     transactions_topic: str,
-    lateness: timedelta,
     limits: Limits = DEFAULT_LIMITS,
 ) -> DataFrame:
-    """Kafka rows (key, value, topic, partition, offset, ...) -> `classified_schema()` rows."""
+    """Kafka rows (key, value, topic, partition, offset, ...) -> `classified_schema()` rows.
+
+    Unlike the batch layer, the speed layer keeps every record's original key and value: the
+    driver may still judge an accepted record late (`mark_late`) and dead-letter its bytes.
+    """
 
     def classify(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            yield classify_batch(
+            out = classify_batch(
                 batch,
                 events_topic=events_topic,
                 transactions_topic=transactions_topic,
-                lateness=lateness,
                 limits=limits,
             )
+            columns = [
+                batch.column(f.name) if f.name in _BYTES else out.column(f.name) for f in out.schema
+            ]
+            yield pa.RecordBatch.from_arrays(columns, schema=out.schema)
 
     with_time = raw.withColumn("batch_time", F.current_timestamp()).select(*_RAW_COLUMNS)
     return with_time.mapInArrow(classify, classified_schema())
+
+
+def mark_late(
+    classified: pa.Table, newest_before: datetime | None, lateness: timedelta
+) -> tuple[pa.Table, datetime | None]:
+    """Accepted records whose event time is below the event-time watermark, dead-lettered `late`.
+
+    The watermark is the newest event time seen (`newest_before`, the micro-batches before this
+    one, and this one's accepted records) minus `lateness`. Returns the table and that newest
+    time. A replayed micro-batch decides identically: `newest_before` is what the store holds
+    (the micro-batches before, and possibly part of this one, whose newest time is counted here
+    anyway) and this batch's records are the same.
+    """
+    accepted, times = classified.column("accepted"), classified.column("event_time")
+    here = pc.max(pc.filter(times, accepted)).as_py()
+    known = [t for t in (newest_before, _aware(here)) if t is not None]
+    if not known:
+        return classified, None
+    newest = max(known)
+    late = pc.fill_null(
+        pc.and_(accepted, pc.less(times, pa.scalar(newest - lateness, times.type))), False
+    )
+    if not pc.any(late).as_py():
+        return classified, newest
+    detail = (
+        f"event time more than {lateness.total_seconds():g}s before the newest event time seen "
+        f"({_stamp(newest)})"
+    )
+    changed = {
+        "reason": pc.if_else(late, pa.scalar(LATE), classified.column("reason")),
+        "detail": pc.if_else(late, pa.scalar(detail), classified.column("detail")),
+        "accepted": pc.and_(accepted, pc.invert(late)),
+    }
+    for name, column in changed.items():
+        classified = classified.set_column(classified.schema.get_field_index(name), name, column)
+    return classified, newest

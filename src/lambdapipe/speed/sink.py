@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 FIRST_BACKOFF_S: Final = 0.25
 MAX_BACKOFF_S: Final = 5.0
+T = TypeVar("T")
 
 
 class StoreUnavailable(RuntimeError):
@@ -65,18 +67,34 @@ class ServingSink:
         if data.num_rows == 0:
             return 0
         data = to_store_types(data)
+        return self._retrying(
+            f"insert into {table}", table, lambda: self.store.insert_arrow(table, data, token)
+        )
+
+    def newest_event_time(self, tables: tuple[str, ...]) -> datetime | None:
+        """The newest `timestamp` in `tables` (None when they are empty): from part metadata."""
+        union = " UNION ALL ".join(f"SELECT max(timestamp) AS newest FROM {t}" for t in tables)
+        rows = self._retrying(
+            "reading the newest event time",
+            tables[0],
+            lambda: self.store.query_rows(f"SELECT max(newest) AS newest FROM ({union})"),
+        )
+        newest = rows[0]["newest"] if rows else None
+        if not isinstance(newest, datetime) or newest.timestamp() <= 0:  # empty: the epoch
+            return None
+        return newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+
+    def _retrying(self, what: str, table: str, attempt: Callable[[], T]) -> T:
         began = time.monotonic()
         backoff = FIRST_BACKOFF_S
         while True:
             try:
-                return self.store.insert_arrow(table, data, token)
+                return attempt()
             except (StoreError, OSError) as exc:
                 waited = time.monotonic() - began
                 if waited + backoff > self.retry_s:
-                    raise StoreUnavailable(
-                        f"insert into {table} failed for {waited:.0f}s: {exc}"
-                    ) from exc
-                log.warning("insert into %s failed (%s); retrying in %.2fs", table, exc, backoff)
+                    raise StoreUnavailable(f"{what} failed for {waited:.0f}s: {exc}") from exc
+                log.warning("%s failed (%s); retrying in %.2fs", what, exc, backoff)
                 if self._on_retry is not None:
                     self._on_retry(table)
                 self._sleep(backoff)

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import pyarrow as pa
@@ -25,7 +25,7 @@ from lambdapipe.speed.dimensions import TierState
 from lambdapipe.speed.enrich import enrich_with_tier
 from lambdapipe.speed.handoff import HandoffProducer
 from lambdapipe.speed.metrics import SpeedMetrics
-from lambdapipe.speed.records import LATE
+from lambdapipe.speed.records import LATE, mark_late
 from lambdapipe.speed.serving_rows import event_rows, transaction_rows
 from lambdapipe.speed.sink import DeadLetterProducer, ServingSink, insert_token
 
@@ -71,6 +71,10 @@ class MicroBatchWriter:
             settings.speed.store_retry_s,
             on_retry=lambda t: metrics.store_retries.labels(t).inc(),
         )
+        self.lateness = timedelta(seconds=settings.speed.lateness_s)
+        # The newest event time written so far (from the store at the first micro-batch).
+        self._newest: datetime | None = None
+        self._newest_known = False
         self._outcomes: dict[tuple[str, int], BatchOutcome] = {}
         self._query_ids: dict[str, str] = {}
         self._started = threading.Condition()
@@ -101,7 +105,7 @@ class MicroBatchWriter:
         self.tiers.refresh()
         tiers = self.tiers.table()
         # One Spark job per micro-batch; the split and the enrichment are Arrow on the driver.
-        classified = batch.toArrow()
+        classified, newest = mark_late(batch.toArrow(), self._newest_seen(), self.lateness)
         computed = time.monotonic()
         dead = dead_letter_rows(classified)
         events = enrich_with_tier(event_rows(classified, kafka.events_topic), tiers)
@@ -132,6 +136,7 @@ class MicroBatchWriter:
             computed - began,
             time.monotonic() - computed,
         )
+        self._newest = newest
         self._keep(outcome)
 
     def write_sessions(self, batch: DataFrame, batch_id: int) -> None:
@@ -142,6 +147,13 @@ class MicroBatchWriter:
         rows = enrich_with_tier(batch.toArrow(), self.tiers.table())
         self._write(outcome, query_id, SESSIONS_TABLE, rows)
         self._keep(outcome)
+
+    def _newest_seen(self) -> datetime | None:
+        """The newest event time of the micro-batches before: the store's, read once a run."""
+        if not self._newest_known:
+            self._newest = self.sink.newest_event_time((EVENTS_TABLE, TRANSACTIONS_TABLE))
+            self._newest_known = True
+        return self._newest
 
     def _query_id(self, name: str) -> str:
         with self._started:

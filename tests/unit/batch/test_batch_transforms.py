@@ -302,7 +302,6 @@ def test_validation_reasons_equal_the_speed_layers_for_the_invalid_corpus(
         speed_rows,
         events_topic="events",
         transactions_topic="transactions",
-        lateness=timedelta(days=3650),
     )
     speed = dict(
         zip(

@@ -18,7 +18,7 @@ from lambdapipe.speed.dead_letters import dead_letter_rows
 from lambdapipe.speed.deduplicate import deduplicate, deduplicate_events, watermark_delay
 from lambdapipe.speed.enrich import enrich_with_tier
 from lambdapipe.speed.handoff import SESSION_COLUMNS, decode, encode, handed_off_events
-from lambdapipe.speed.records import LATE, classify_records
+from lambdapipe.speed.records import classify_records
 from lambdapipe.speed.serving_rows import event_rows, transaction_rows
 from lambdapipe.speed.sessionize import session_rows, sessionize
 from tests.unit.speed.streams import SESSION, USER, event, kafka_rows, run_stream, transaction
@@ -39,7 +39,6 @@ def classify(spark: SparkSession, records: list[tuple[str, bytes | dict[str, obj
         kafka_rows(spark, records),
         events_topic=EVENTS,
         transactions_topic=TRANSACTIONS,
-        lateness=LATENESS,
     )
 
 
@@ -52,7 +51,7 @@ def test_classify_gives_each_record_one_verdict(spark: SparkSession) -> None:
             (EVENTS, event()),
             (EVENTS, b'{"event_id": '),
             (EVENTS, bad_uuid),
-            (EVENTS, event(at=now - timedelta(hours=2), event_id=USER)),
+            (EVENTS, event(at=now - timedelta(days=3), event_id=USER)),  # old, not late
             (TRANSACTIONS, transaction()),
             (TRANSACTIONS, transaction(total_amount="99.99")),
             (EVENTS, event(at=now + timedelta(hours=1))),
@@ -62,16 +61,16 @@ def test_classify_gives_each_record_one_verdict(spark: SparkSession) -> None:
         None,
         Reason.NOT_JSON,
         Reason.BAD_UUID,
-        LATE,
+        None,
         None,
         Reason.BUSINESS_RULE,
         Reason.FUTURE_TIMESTAMP,
     ]
-    assert [r["accepted"] for r in rows] == [True, False, False, False, True, False, False]
+    assert [r["accepted"] for r in rows] == [True, False, False, True, True, False, False]
     assert rows[0]["dedup_key"] == "e:1c9d3f0a-2b4e-4c6d-8e0f-1a2b3c4d5e6f"
     assert rows[4]["dedup_key"] == "t:7d2c1b0a-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
     assert rows[1]["dedup_key"] == "events/0/1"
-    assert rows[3]["detail"] == "event time older than 600s"
+    assert rows[3]["value"] is not None  # accepted, yet the bytes travel: it may be judged late
     assert rows[0]["event_time"] is not None and rows[0]["batch_time"] is not None
 
 
@@ -99,13 +98,11 @@ def test_dead_letters_keep_the_original_bytes_and_source(spark: SparkSession) ->
     assert dead[0]["source_partition"] == 0 and dead[0]["dead_lettered_at"] is not None
     assert [d["event_type"] for d in dead] == [None, None, "search"]
     assert dead[0]["detail"] == "$" and dead[2]["detail"] == "$.search_query"
-    assert classified.column("value")[0].as_py() is None  # accepted: the bytes are not carried
+    assert classified.column("value")[0].as_py() is not None  # accepted: kept, may turn late
 
 
 def _classify_stream(frame: DataFrame) -> DataFrame:
-    return classify_records(
-        frame, events_topic=EVENTS, transactions_topic=TRANSACTIONS, lateness=LATENESS
-    )
+    return classify_records(frame, events_topic=EVENTS, transactions_topic=TRANSACTIONS)
 
 
 def test_deduplicate_drops_repeats_but_never_dead_letters(
@@ -122,7 +119,7 @@ def test_deduplicate_drops_repeats_but_never_dead_letters(
     second: list[tuple[str, bytes | dict[str, object]]] = [
         (EVENTS, event()),  # a repeat from the previous micro-batch
         (TRANSACTIONS, transaction()),
-        (EVENTS, event(at=now - timedelta(hours=3), event_id=SESSION)),  # late: routed, kept
+        (EVENTS, event(at=now - timedelta(hours=3), event_id=SESSION)),  # old: kept
         (EVENTS, event(at=now - timedelta(minutes=9), event_id=USER)),  # on time
     ]
     out = run_stream(
@@ -134,7 +131,7 @@ def test_deduplicate_drops_repeats_but_never_dead_letters(
     kept_first, kept_second = out[0], out[1]
     assert sorted(r["offset"] for r in kept_first if not r["accepted"]) == [2, 3]
     assert len([r for r in kept_first if r["accepted"]]) == 2
-    assert sorted((r["offset"], r["reason"] or "") for r in kept_second) == [(7, LATE), (8, "")]
+    assert sorted((r["offset"], r["accepted"]) for r in kept_second) == [(7, True), (8, True)]
     assert watermark_delay(LATENESS, SKEW) == timedelta(minutes=15)
 
 
@@ -232,7 +229,6 @@ def test_sessionize_cuts_on_the_inactivity_gap(spark: SparkSession) -> None:
         kafka_rows(spark, records),
         events_topic=EVENTS,
         transactions_topic=TRANSACTIONS,
-        lateness=timedelta(days=1),
     ).toArrow()
     chunks = [(ACCEPTED, m) for m in encode(event_rows(classified, EVENTS))]
     sessions = sessionize(handed_off_events(kafka_rows(spark, chunks)), timedelta(minutes=30))

@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any, Final, Literal
 
 from lambdapipe.serving.ddl import DISTINCT, FUNNEL_STEPS, LAG_ACCURACY
+from lambdapipe.serving.dimensions import PRODUCT_NAMES_OF
 from lambdapipe.serving.store import ServingStore
 
 ProductMetric = Literal["revenue", "views", "add_to_carts", "purchases", "units"]
@@ -83,7 +84,8 @@ def tier_performance(store: ServingStore, start: date, end: date) -> list[dict[s
     return store.query_rows(TIERS_SQL, {"start": start, "end": end})
 
 
-# Rank on the cheap sums first; merge the distinct-count states of the top rows only.
+# Rank on the cheap sums first; merge the distinct-count states of the top rows only. Names and
+# categories come from the dimension (FINAL, the top rows' keys only); unknown: the id, no category.
 TOP_PRODUCTS_SQL: Final = f"""
 WITH top AS (
     SELECT product_id
@@ -95,6 +97,8 @@ WITH top AS (
 )
 SELECT
     toString(a.product_id) AS product_id,
+    if(max(d.known), any(d.name), product_id) AS name,
+    if(max(d.known), any(d.category), NULL) AS category,
     sum(a.views) AS views,
     sum(a.add_to_carts) AS add_to_carts,
     sum(a.purchases) AS purchases,
@@ -103,6 +107,7 @@ SELECT
     {_MERGE}(a.viewers) AS viewers,
     {_MERGE}(a.buyers) AS buyers
 FROM product_performance_agg AS a
+LEFT JOIN {PRODUCT_NAMES_OF.format(ids="top")} AS d ON d.product_id = a.product_id
 WHERE day BETWEEN {{start:Date}} AND {{end:Date}} AND a.product_id IN top
 GROUP BY a.product_id
 ORDER BY {{metric:Identifier}} DESC, product_id"""
@@ -111,7 +116,7 @@ ORDER BY {{metric:Identifier}} DESC, product_id"""
 def top_products(
     store: ServingStore, start: date, end: date, metric: ProductMetric, limit: int
 ) -> list[dict[str, Any]]:
-    """The `limit` products with the highest `metric` over the days."""
+    """The `limit` products with the highest `metric` over the days, with their names."""
     return store.query_rows(
         TOP_PRODUCTS_SQL, {"start": start, "end": end, "metric": metric, "limit": limit}
     )

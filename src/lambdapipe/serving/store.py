@@ -18,6 +18,7 @@ from uuid import UUID
 import pyarrow as pa
 
 from lambdapipe.serving.ddl import schema_statements
+from lambdapipe.serving.dimensions import dimension_statements
 
 Params = Mapping[str, Any]
 
@@ -117,8 +118,8 @@ class ServingStore(ABC):
         nothing that reaches outside the engine; else raise `Refused`."""
 
     def create_schema(self, retention_days: int) -> None:
-        """Create every table and materialized view that does not exist yet."""
-        for statement in schema_statements(retention_days):
+        """Create every table, materialized view and dimension table that does not exist yet."""
+        for statement in [*schema_statements(retention_days), *dimension_statements()]:
             self.execute(statement)
 
     def __enter__(self) -> ServingStore:

@@ -20,7 +20,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from lambdapipe.settings import Settings
 from lambdapipe.spark import stop_between_batches
-from lambdapipe.speed.dimensions import TierState
+from lambdapipe.speed.dimensions import Dimensions
 from lambdapipe.speed.handoff import HandoffProducer
 from lambdapipe.speed.metrics import SpeedMetrics
 from lambdapipe.speed.plans import records_plan, sessions_plan
@@ -236,18 +236,18 @@ def main(
         register_target(settings, "speed", "127.0.0.1", settings.speed.metrics_port)
     spark = build_spark(settings)
     store = Resources(settings).store()
-    tiers = TierState(settings)
+    dimensions = Dimensions(settings)
     dlq = DeadLetterProducer(settings.kafka.bootstrap, settings.kafka.dlq_topic)
     handoff = HandoffProducer(settings.kafka.bootstrap, settings.kafka.accepted)
     try:
         ensure_topics(settings)
-        tiers.refresh()
-        writer = MicroBatchWriter(settings, store, tiers, dlq, handoff, metrics)
+        dimensions.refresh()
+        writer = MicroBatchWriter(settings, store, dimensions, dlq, handoff, metrics)
         job = SpeedJob(settings, spark, writer)
         return job.run(until_idle_s, on_progress)
     finally:
         handoff.close()
         dlq.close()
-        tiers.close()
+        dimensions.close()
         store.close()
         spark.stop()

@@ -62,8 +62,9 @@ class ServingSink:
         self._sleep = sleep
         self._on_retry = on_retry
 
-    def write(self, table: str, data: pa.Table, token: str) -> int:
-        """Insert `data` into `table` once (per token); raise StoreUnavailable after the budget."""
+    def write(self, table: str, data: pa.Table, token: str | None = None) -> int:
+        """Insert `data` into `table` once (per token; without one, the table itself must make
+        a replay harmless); raise StoreUnavailable after the budget."""
         if data.num_rows == 0:
             return 0
         data = to_store_types(data)

@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame
 from lambdapipe.serving.store import ServingStore
 from lambdapipe.settings import Settings
 from lambdapipe.speed.dead_letters import dead_letter_rows
-from lambdapipe.speed.dimensions import TierState
+from lambdapipe.speed.dimensions import Dimensions
 from lambdapipe.speed.enrich import enrich_with_tier
 from lambdapipe.speed.handoff import HandoffProducer
 from lambdapipe.speed.metrics import SpeedMetrics
@@ -56,13 +56,13 @@ class MicroBatchWriter:
         self,
         settings: Settings,
         store: ServingStore,
-        tiers: TierState,
+        dimensions: Dimensions,
         dead_letter_producer: DeadLetterProducer,
         handoff: HandoffProducer,
         metrics: SpeedMetrics,
     ) -> None:
         self.settings = settings
-        self.tiers = tiers
+        self.dimensions = dimensions
         self.dlq = dead_letter_producer
         self.handoff = handoff
         self.metrics = metrics
@@ -102,8 +102,7 @@ class MicroBatchWriter:
         kafka = self.settings.kafka
         outcome = BatchOutcome(RECORDS, batch_id)
         began = time.monotonic()
-        self.tiers.refresh()
-        tiers = self.tiers.table()
+        tiers = self._refresh_dimensions()
         # One Spark job per micro-batch; the split and the enrichment are Arrow on the driver.
         classified, newest = mark_late(batch.toArrow(), self._newest_seen(), self.lateness)
         computed = time.monotonic()
@@ -131,8 +130,8 @@ class MicroBatchWriter:
             events.num_rows,
             transactions.num_rows,
             dead.num_rows,
-            self.tiers.version,
-            len(self.tiers.tiers),
+            self.dimensions.tier_version,
+            len(self.dimensions.users.rows),
             computed - began,
             time.monotonic() - computed,
         )
@@ -143,8 +142,7 @@ class MicroBatchWriter:
         """One micro-batch of `sessions`: the sessions the watermark closed."""
         query_id = self._query_id(SESSIONS)
         outcome = BatchOutcome(SESSIONS, batch_id)
-        self.tiers.refresh()
-        rows = enrich_with_tier(batch.toArrow(), self.tiers.table())
+        rows = enrich_with_tier(batch.toArrow(), self._refresh_dimensions())
         self._write(outcome, query_id, SESSIONS_TABLE, rows)
         self._keep(outcome)
 
@@ -154,6 +152,16 @@ class MicroBatchWriter:
             self._newest = self.sink.newest_event_time((EVENTS_TABLE, TRANSACTIONS_TABLE))
             self._newest_known = True
         return self._newest
+
+    def _refresh_dimensions(self) -> pa.Table:
+        """Read new CDC records and write the changed dimension rows (no token: the tables keep
+        the newest version of each key, so a rewrite changes nothing); the tiers to enrich with.
+        Not in the batch's outcome: dimension rows are not records of the topics."""
+        self.dimensions.refresh()
+        written = self.dimensions.write_changes(lambda table, rows: self.sink.write(table, rows))
+        for table, n in written.items():
+            self.metrics.rows.labels(table).inc(n)
+        return self.dimensions.tier_table()
 
     def _query_id(self, name: str) -> str:
         with self._started:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from lambdapipe.serving.store import Params, ServingStore, StoreError
 from lambdapipe.speed.cli import _interval
-from lambdapipe.speed.dimensions import apply_change
 from lambdapipe.speed.metrics import SpeedMetrics
 from lambdapipe.speed.sink import ServingSink, StoreUnavailable, insert_token, to_store_types
 
@@ -86,22 +84,6 @@ def test_sink_skips_empty_batches() -> None:
     store = FlakyStore(failures=0)
     assert ServingSink(store, 1).write("t", _table().slice(0, 0), "q:3:t") == 0
     assert store.attempts == 0
-
-
-def _change(op: str, before: Any = None, after: Any = None) -> dict[str, Any]:
-    return {"op": op, "before": before, "after": after, "source": {"lsn": 1}}
-
-
-def test_cdc_changes_update_the_tiers() -> None:
-    tiers: dict[str, str] = {}
-    user = {"user_id": "u1", "tier": "bronze"}
-    assert apply_change(tiers, _change("r", after=user))
-    assert not apply_change(tiers, _change("u", user, user))  # same tier: no change
-    assert apply_change(tiers, _change("u", user, {**user, "tier": "gold"}))
-    assert tiers == {"u1": "gold"}
-    assert apply_change(tiers, _change("d", before=user))
-    assert not apply_change(tiers, None)  # tombstone
-    assert tiers == {}
 
 
 def test_metrics_read_streaming_progress() -> None:

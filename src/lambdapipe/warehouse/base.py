@@ -36,8 +36,15 @@ class Warehouse(ABC):
         """Open the connection and create the RAW schema and tables where missing."""
 
     @abstractmethod
-    def _replace_day(self, table: str, day: date, rows: pa.RecordBatchReader) -> None:
-        """Delete `table`'s rows of `day` and insert `rows` (read once), in one transaction."""
+    def _replace_day(
+        self, name: str, day_column: str, day: date, rows: pa.RecordBatchReader
+    ) -> None:
+        """Delete the rows of table `name` (schema-qualified) whose `day_column` is `day` and
+        insert `rows` (read once), in one transaction."""
+
+    @abstractmethod
+    def execute(self, sql: str) -> None:
+        """Run one statement that returns nothing (DDL)."""
 
     @abstractmethod
     def query_arrow(self, sql: str) -> pa.Table:
@@ -77,10 +84,11 @@ class Warehouse(ABC):
         """
         loaded_at = datetime.now(UTC)
         schema = arrow_schema(table, with_load_columns=True)
+        name = f"{SCHEMA}.{raw_table(table).name}"
         if isinstance(rows, pa.Table):
             loaded = conform(table, rows, batch_id, file_name, day, loaded_at)
             self._replace_day(
-                table, day, pa.RecordBatchReader.from_batches(schema, loaded.to_batches())
+                name, BATCH_DAY, day, pa.RecordBatchReader.from_batches(schema, loaded.to_batches())
             )
             return int(loaded.num_rows)
         conform(table, rows.schema.empty_table(), batch_id, file_name, day, loaded_at)
@@ -100,12 +108,21 @@ class Warehouse(ABC):
                 yield from out.to_batches()
 
         try:
-            self._replace_day(table, day, pa.RecordBatchReader.from_batches(schema, conformed()))
+            self._replace_day(
+                name, BATCH_DAY, day, pa.RecordBatchReader.from_batches(schema, conformed())
+            )
         except Exception:
             if failure:
                 raise failure[0] from None
             raise
         return count
+
+    def replace_day(self, name: str, day_column: str, day: date, rows: pa.Table) -> None:
+        """Replace table `name`'s rows of `day` with `rows` atomically (tables outside RAW,
+        such as reconciliation results; the table must exist)."""
+        self._replace_day(
+            name, day_column, day, pa.RecordBatchReader.from_batches(rows.schema, rows.to_batches())
+        )
 
     def __enter__(self) -> Self:
         self.connect()

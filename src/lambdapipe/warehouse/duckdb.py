@@ -10,7 +10,6 @@ import pyarrow as pa
 
 from lambdapipe.errors import Problem
 from lambdapipe.warehouse.base import Warehouse
-from lambdapipe.warehouse.raw import BATCH_DAY, SCHEMA, raw_table
 
 
 class DuckDBWarehouse(Warehouse):
@@ -54,13 +53,17 @@ class DuckDBWarehouse(Warehouse):
             self.connect()
         return self._conn
 
-    def _replace_day(self, table: str, day: date, rows: pa.RecordBatchReader) -> None:
-        name = f"{SCHEMA}.{raw_table(table).name}"
+    def execute(self, sql: str) -> None:
+        self.conn.execute(sql)
+
+    def _replace_day(
+        self, name: str, day_column: str, day: date, rows: pa.RecordBatchReader
+    ) -> None:
         columns = ", ".join(rows.schema.names)
         cursor = self.conn.cursor()
         try:
             cursor.execute("BEGIN TRANSACTION")
-            cursor.execute(f"DELETE FROM {name} WHERE {BATCH_DAY} = ?", [day])
+            cursor.execute(f"DELETE FROM {name} WHERE {day_column} = ?", [day])
             cursor.register("lambdapipe_load", rows)
             cursor.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM lambdapipe_load")
             cursor.execute("COMMIT")

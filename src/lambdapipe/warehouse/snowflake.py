@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from lambdapipe.errors import Problem
 from lambdapipe.settings import WarehouseSettings
 from lambdapipe.warehouse.base import Warehouse
-from lambdapipe.warehouse.raw import BATCH_DAY, SCHEMA, raw_table
+from lambdapipe.warehouse.raw import SCHEMA
 
 STAGE = "lambdapipe_raw_load"
 
@@ -89,11 +89,16 @@ class SnowflakeWarehouse(Warehouse):
             self.connect()
         return self._conn
 
-    def _replace_day(self, table: str, day: date, rows: pa.RecordBatchReader) -> None:
-        name = f"{SCHEMA}.{raw_table(table).name}"
+    def execute(self, sql: str) -> None:
+        with self.conn.cursor() as cursor:
+            cursor.execute(sql)
+
+    def _replace_day(
+        self, name: str, day_column: str, day: date, rows: pa.RecordBatchReader
+    ) -> None:
         with tempfile.TemporaryDirectory(prefix="lambdapipe-raw-") as tmp:
             # a new name per load: COPY skips a file name it loaded before (FORCE below as well)
-            path = Path(tmp) / f"{table}-{day.isoformat()}-{uuid.uuid4().hex}.parquet"
+            path = Path(tmp) / f"{name}-{day.isoformat()}-{uuid.uuid4().hex}.parquet"
             written = 0
             with pq.ParquetWriter(path, rows.schema) as parquet:
                 for batch in rows:
@@ -106,7 +111,7 @@ class SnowflakeWarehouse(Warehouse):
                 )
                 try:
                     cursor.execute("BEGIN")
-                    cursor.execute(f"DELETE FROM {name} WHERE {BATCH_DAY} = %s", (day,))
+                    cursor.execute(f"DELETE FROM {name} WHERE {day_column} = %s", (day,))
                     if written:
                         cursor.execute(
                             f"COPY INTO {name} FROM @{STAGE}/{path.name} "

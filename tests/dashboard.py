@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 CHROMIUM_ARGS = [
@@ -37,6 +38,17 @@ def shown_funnel(page: Any, expected: dict[str, Any], timeout_ms: int = 10_000) 
         )
         for step in expected["steps"]
     }
+
+
+def duration(seconds: float) -> str:
+    """The dashboard's reading of a duration, written again here as the test's reference."""
+    t = max(0, math.floor(seconds + 0.5))  # JavaScript's Math.round
+    hours, minutes, rest = t // 3600, t % 3600 // 60, t % 60
+    if t < 60:
+        return f"{rest} s"
+    if t < 3600:
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 def sign_in(page: Any, token: str) -> None:

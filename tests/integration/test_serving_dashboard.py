@@ -1,10 +1,12 @@
-"""Headless Chromium loads the dashboard while batches arrive; its funnel equals the API's."""
+"""Headless Chromium loads the dashboard while batches arrive; its funnel equals the API's, top
+products read as their catalogue names and session durations in units that fit them."""
 
 from __future__ import annotations
 
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -12,8 +14,10 @@ import pytest
 from bench.serving_sample import make_batch
 from lambdapipe.resources import Resources
 from lambdapipe.serving.auth import api_headers
+from lambdapipe.serving.dimensions import PRODUCTS_DIM
 from lambdapipe.settings import Settings
-from tests.dashboard import launch, shown_funnel, sign_in
+from lambdapipe.speed.dimensions import DimensionState
+from tests.dashboard import duration, launch, shown_funnel, sign_in
 
 from .test_serving_http import serve  # noqa: F401  (module-scoped serve fixture)
 
@@ -31,6 +35,25 @@ def feed(settings: Settings, stop: threading.Event) -> None:
             store.insert_arrow("user_sessions_realtime", batch.sessions, f"ui:{index}:s")
             store.insert_arrow("transactions_realtime", batch.transactions, f"ui:{index}:t")
             time.sleep(0.5)
+
+
+def name_products(settings: Settings, product_ids: list[str]) -> None:
+    """Catalogue rows for these products, as the speed layer writes them from Debezium."""
+    state = DimensionState(PRODUCTS_DIM)
+    for n, product_id in enumerate(product_ids):
+        row = {
+            "product_id": product_id,
+            "name": f"Lamp <{n}>",  # markup in a name is shown as text
+            "category": "Home & Garden",
+            "subcategory": "Lighting",
+            "brand": "Lumen",
+            "price": "19.99",
+            "is_active": True,
+            "updated_at": "2026-12-01T09:30:00.000000Z",
+        }
+        state.apply({"op": "r", "after": row, "source": {"lsn": 100 + n}})
+    with Resources(settings).store() as store:
+        store.insert_arrow("products_dim", state.changed()[0])
 
 
 def test_dashboard_funnel_matches_api(serve: Settings) -> None:  # noqa: F811
@@ -52,9 +75,48 @@ def test_dashboard_funnel_matches_api(serve: Settings) -> None:  # noqa: F811
             ).json()
             shown = shown_funnel(page, expected)
             assert shown == {step["step"]: step["sessions"] for step in expected["steps"]}
+            check_names_and_durations(page, serve)
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
             browser.close()
     finally:
         stop.set()
         feeder.join()
+
+
+def check_names_and_durations(page: Any, settings: Settings) -> None:
+    """Top products show the dimension's names and categories (one left unknown shows its id);
+    the tier table's average durations read as `duration` formats the API's seconds."""
+    api = f"{settings.serving.endpoint}/api"
+    headers = api_headers(settings.serving)
+    top = httpx.get(f"{api}/products/top?limit=8", headers=headers).json()
+    assert len(top) == 8
+    named, unknown = [p["product_id"] for p in top[1:]], top[0]["product_id"]
+    name_products(settings, named)
+    page.wait_for_function(
+        "id => document.querySelector(`[data-product='${id}'] .cat`)?.textContent === "
+        "'Home & Garden'",
+        arg=named[0],
+        timeout=10_000,
+    )
+    for n, product_id in enumerate(named):
+        cell = page.text_content(f"[data-product='{product_id}'] td.product")
+        assert cell == f"Lamp <{n}>Home & Garden"
+    assert page.text_content(f"[data-product='{unknown}'] td.product") == (
+        f"{unknown[:8]}…not in the catalogue"
+    )
+    tiers = httpx.get(f"{api}/tiers", headers=headers).json()
+    assert tiers
+    for row in tiers:
+        shown = page.text_content(f"[data-duration='{row['user_tier']}']")
+        assert shown == duration(row["avg_duration_s"])
+    for seconds, text in (
+        (0.4, "0 s"),
+        (42, "42 s"),
+        (59.6, "1 min"),
+        (185, "3 min 5 s"),
+        (3720, "1 h 2 min"),
+        (7200, "2 h"),
+    ):
+        assert page.evaluate("s => duration(s)", seconds) == text
+        assert duration(seconds) == text

@@ -86,7 +86,6 @@ class Scenario:
     dlq_topic: str = ""
     job: subprocess.Popen[bytes] | None = None
     runs: int = 0
-    lateness_s: int = LATENESS_S
 
     def __post_init__(self) -> None:
         suffix = f"{self.name}-{uuid.uuid4().hex[:6]}"
@@ -108,7 +107,7 @@ class Scenario:
             LAMBDAPIPE_KAFKA__TRANSACTIONS_TOPIC=self.transactions_topic,
             LAMBDAPIPE_KAFKA__DLQ_TOPIC=self.dlq_topic,
             LAMBDAPIPE_SPEED__CHECKPOINT_LOCATION=str(self.folder / "checkpoints"),
-            LAMBDAPIPE_SPEED__LATENESS_S=str(self.lateness_s),
+            LAMBDAPIPE_SPEED__LATENESS_S=str(LATENESS_S),
             LAMBDAPIPE_SPEED__MAX_FUTURE_SKEW_S=str(SKEW_S),
             LAMBDAPIPE_SPEED__SESSION_GAP_S=str(GAP_S),
             LAMBDAPIPE_SPEED__TRIGGER_INTERVAL="1 second",
@@ -476,8 +475,7 @@ def warm_up(store: HttpStore, scenario: Scenario) -> str:
 
 
 def test_kill_9_mid_stream_then_restart(store: HttpStore, scenario: Scenario) -> None:
-    # A restart under load takes ~50 s here: a longer lateness keeps the backlog on time.
-    scenario.lateness_s = 300
+    # A restart under load takes ~50 s here, about the lateness: the backlog stays on time.
     warm = warm_up(store, scenario)
     traffic = Background(scenario, 60_000, 2_000, SEED)
     time.sleep(8)  # the job is busy with the traffic's first micro-batch
@@ -494,7 +492,6 @@ def test_kill_9_mid_stream_then_restart(store: HttpStore, scenario: Scenario) ->
 def test_store_down_for_30s_loses_and_duplicates_nothing(
     store: HttpStore, scenario: Scenario, serve: Stack
 ) -> None:
-    scenario.lateness_s = 300  # the backlog of a 30 s outage stays on time
     warm = warm_up(store, scenario)
     traffic = Background(scenario, 60_000, 2_000, SEED)
     time.sleep(8)  # the job is busy with the traffic's first micro-batch

@@ -1,25 +1,12 @@
-"""One embedded store per session (chdb: one engine per process); tables emptied per test."""
+"""The session's embedded store (`engine`, tests/unit/conftest.py), its tables emptied per test."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from bench.serving_sample import Batch, make_batch
 from lambdapipe.serving.ddl import MATERIALIZED_VIEWS, TABLES
 from lambdapipe.serving.embedded import EmbeddedStore
-
-RETENTION_DAYS = 30
-
-
-@pytest.fixture(scope="session")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
-    store = EmbeddedStore(Path(tmp_path_factory.mktemp("chdb")))
-    store.create_schema(RETENTION_DAYS)
-    yield store
-    store.close()
 
 
 @pytest.fixture

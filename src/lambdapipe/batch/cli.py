@@ -56,18 +56,17 @@ def run(
     warehouse: Annotated[
         bool, typer.Option(help="load the warehouse's RAW tables and build them with dbt")
     ] = True,
+    publish: Annotated[
+        bool, typer.Option(help="then publish the days into the serving store (batch publish)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable summary")] = False,
 ) -> None:
     """Recompute each day from the raw tables; replace its rows in the curated tables."""
-    from lambdapipe.batch.job import days_between
     from lambdapipe.batch.job import main as run_days  # PySpark loads only here
 
-    one, start, end = _day(day, "--date"), _day(first, "--from"), _day(last, "--to")
-    if (one is None) == (start is None and end is None) or (start is None) != (end is None):
-        raise Problem("give --date D, or --from A --to B", hint="lambdapipe batch run --help")
+    days = _days(day, first, last)
     if lookback_days < 0:
         raise Problem("--lookback-days must be 0 or more")
-    days = [one] if one is not None else days_between(start, end)  # type: ignore[arg-type]
     # with --json, stdout carries the document alone: progress goes to stderr
     shown = Console(stderr=True) if as_json else console
     with shown.status("batch starting") as status:
@@ -86,10 +85,83 @@ def run(
             progress=progress,
             warehouse=warehouse,
         )
+    publications = _publish(days, False, shown) if publish else None
     if as_json:
-        sys.stdout.write(json.dumps(summary_dict(result), indent=2) + "\n")
+        document = summary_dict(result)
+        if publications is not None:
+            document["publications"] = publications
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
     else:
         _print(result)
+        if publications is not None:
+            _print_publications(publications)
+
+
+def _days(day: str | None, first: str | None, last: str | None) -> list[date]:
+    from lambdapipe.batch.job import days_between
+
+    one, start, end = _day(day, "--date"), _day(first, "--from"), _day(last, "--to")
+    if (one is None) == (start is None and end is None) or (start is None) != (end is None):
+        raise Problem("give --date D, or --from A --to B", hint="lambdapipe batch run --help")
+    return [one] if one is not None else days_between(start, end)  # type: ignore[arg-type]
+
+
+def _publish(days: list[date], force: bool, shown: Console) -> list[dict[str, object]]:
+    from lambdapipe.batch.publish import publish as publish_days
+    from lambdapipe.resources import Resources
+
+    settings = get_settings()
+    with shown.status("publishing") as status, Resources(settings).store() as store:
+        done = publish_days(settings, store, days, force=force, progress=status.update)
+    return [
+        {
+            "day": p.day.isoformat(),
+            "run_id": p.run_id,
+            "published": p.published,
+            "previous_run": p.previous_run,
+            "rows": p.rows,
+        }
+        for p in done
+    ]
+
+
+def _print_publications(publications: list[dict[str, object]]) -> None:
+    table = Table(title="batch publication into the serving store")
+    for column in ("day", "run", "", "events", "sessions", "transactions"):
+        table.add_column(
+            column, justify="right" if column in ("events", "sessions", "transactions") else "left"
+        )
+    for p in publications:
+        rows = p["rows"]
+        assert isinstance(rows, dict)
+        what = "published" if p["published"] else "[yellow]already published: nothing to do[/]"
+        table.add_row(
+            str(p["day"]),
+            str(p["run_id"]),
+            what,
+            *(
+                f"{rows[name]:,}" if name in rows else ""
+                for name in ("user_events", "user_sessions", "transactions")
+            ),
+        )
+    console.print(table)
+
+
+@app.command("publish")
+def publish(
+    day: Annotated[str | None, typer.Option("--date", help="the day to publish (UTC)")] = None,
+    first: Annotated[str | None, typer.Option("--from", help="first day")] = None,
+    last: Annotated[str | None, typer.Option("--to", help="last day")] = None,
+    force: Annotated[bool, typer.Option(help="publish even a run already published")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable summary")] = False,
+) -> None:
+    """Publish curated days into the serving store's batch tables; move the batch watermark."""
+    shown = Console(stderr=True) if as_json else console
+    publications = _publish(_days(day, first, last), force, shown)
+    if as_json:
+        sys.stdout.write(json.dumps({"publications": publications}, indent=2) + "\n")
+    else:
+        _print_publications(publications)
 
 
 def summary_dict(result: BatchRun) -> dict[str, object]:

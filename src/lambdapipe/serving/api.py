@@ -66,6 +66,11 @@ def date_range(
 
 
 Range = Annotated[DateRange, Depends(date_range)]
+# Which layer answers: both merged at the batch watermark (default), or one alone to compare.
+Layer = Annotated[
+    queries.Source,
+    Query(description="merged: batch up to the watermark, realtime after; or one layer alone"),
+]
 # a security scheme, so the OpenAPI spec says how to sign in (module level: annotations are
 # resolved in the module's namespace)
 BEARER = HTTPBearer(auto_error=False, description="the API token (LAMBDAPIPE_SERVING__API_TOKEN)")
@@ -147,20 +152,26 @@ def api_router(store: ServingStore, access: Access) -> APIRouter:
     )
 
     @router.get("/funnel", summary="Conversion funnel per session, ordered steps")
-    def funnel(days: Range, tier: Tier | None = None, device: Device | None = None) -> Any:
-        return queries.funnel(store, days.start, days.end, tier or "", device or "")
+    def funnel(
+        days: Range,
+        tier: Tier | None = None,
+        device: Device | None = None,
+        source: Layer = "merged",
+    ) -> Any:
+        return queries.funnel(store, days.start, days.end, tier or "", device or "", source)
 
     @router.get("/tiers", summary="Performance per user tier")
-    def tiers(days: Range) -> Any:
-        return queries.tier_performance(store, days.start, days.end)
+    def tiers(days: Range, source: Layer = "merged") -> Any:
+        return queries.tier_performance(store, days.start, days.end, source)
 
     @router.get("/products/top", summary="Top products by a metric")
     def top_products(
         days: Range,
         metric: queries.ProductMetric = "revenue",
         limit: Annotated[int, Query(ge=1, le=100)] = 10,
+        source: Layer = "merged",
     ) -> Any:
-        return queries.top_products(store, days.start, days.end, metric, limit)
+        return queries.top_products(store, days.start, days.end, metric, limit, source)
 
     @router.get("/sessions", summary="Sessions per device, browser or tier")
     def sessions(
@@ -168,12 +179,15 @@ def api_router(store: ServingStore, access: Access) -> APIRouter:
         group_by: queries.SessionGrouping = "device_type",
         tier: Tier | None = None,
         device: Device | None = None,
+        source: Layer = "merged",
     ) -> Any:
-        return queries.sessions(store, days.start, days.end, group_by, tier or "", device or "")
+        return queries.sessions(
+            store, days.start, days.end, group_by, tier or "", device or "", source
+        )
 
     @router.get("/revenue", summary="Completed revenue over time")
-    def revenue(days: Range, interval: queries.Interval = "hour") -> Any:
-        return queries.revenue(store, days.start, days.end, interval)
+    def revenue(days: Range, interval: queries.Interval = "hour", source: Layer = "merged") -> Any:
+        return queries.revenue(store, days.start, days.end, interval, source)
 
     @router.get("/freshness", summary="Now minus the newest event time, and ingestion lag")
     def freshness() -> Any:
@@ -183,8 +197,9 @@ def api_router(store: ServingStore, access: Access) -> APIRouter:
     def activity(
         window_s: Annotated[int, Query(ge=1, le=3600)] = 10,
         minutes: Annotated[int, Query(ge=1, le=1440)] = 30,
+        source: Layer = "merged",
     ) -> Any:
-        return queries.activity(store, window_s, minutes)
+        return queries.activity(store, window_s, minutes, source)
 
     @router.post("/sql", summary="Run one SELECT under readonly = 1")
     def sql(body: SqlQuery, request: Request) -> Any:
@@ -218,7 +233,7 @@ def create_app(
     """
     app = FastAPI(
         title="lambdapipe serving API",
-        description="Real-time e-commerce analytics from the speed layer's ClickHouse tables.",
+        description="E-commerce analytics: batch views up to the batch watermark, realtime after.",
         version="1",
     )
     registry = CollectorRegistry()

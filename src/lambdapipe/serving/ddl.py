@@ -114,6 +114,14 @@ class MaterializedView:
         )
         return table, view
 
+    def select_over(self, table: str) -> str:
+        """The view's SELECT reading `table` (same columns as its source) instead of the source:
+        how a batch twin is built from staged curated rows with the realtime expressions."""
+        clause = f"FROM {self.source}"
+        if self.select.count(clause) != 1:
+            raise ValueError(f"{self.name}: its SELECT does not read {self.source} once")
+        return self.select.replace(clause, f"FROM {table}")
+
 
 SESSION_COLUMNS: Final[tuple[Column, ...]] = (
     ("session_id", "UUID"),
@@ -396,8 +404,96 @@ GROUP BY status, minute""",
 TABLE_NAMES: Final = frozenset(t.name for t in TABLES)
 
 
+# ---- batch twins: the rollups the API reads, published from the batch layer's curated days ----
+
+
+def _view(name: str) -> MaterializedView:
+    return next(view for view in MATERIALIZED_VIEWS if view.name == name)
+
+
+@dataclass(frozen=True)
+class BatchTwin:
+    """The batch twin of a realtime rollup: the same columns, key and aggregate-state types,
+    partitioned by the UTC day (`day` is its expression) so one day is replaced atomically,
+    no TTL (history past the realtime retention is served from it). Built per day into
+    `staging` with the view's own SELECT over the staged curated rows, then swapped in with
+    `ALTER TABLE ... REPLACE PARTITION`."""
+
+    view: MaterializedView
+    day: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.view.target.removesuffix('_agg')}_batch"
+
+    @property
+    def realtime(self) -> str:
+        return self.view.target
+
+    @property
+    def staging(self) -> str:
+        return f"{self.name}_staging"
+
+    def ddl(self, name: str) -> str:
+        """CREATE TABLE of the twin (or of its staging table: same structure, so REPLACE
+        PARTITION accepts it)."""
+        cols = ",\n    ".join(f"`{column}` {kind}" for column, kind in self.view.columns)
+        return (
+            f"CREATE TABLE IF NOT EXISTS {name} (\n    {cols}\n)\n"
+            f"ENGINE = AggregatingMergeTree\n"
+            f"PARTITION BY {self.day}\n"
+            f"ORDER BY ({self.view.order_by})\n"
+            f"SETTINGS index_granularity = {self.view.index_granularity}"
+        )
+
+
+BATCH_TWINS: Final[tuple[BatchTwin, ...]] = (
+    BatchTwin(_view("user_activity_summary_mv"), "toDate(minute)"),
+    BatchTwin(_view("conversion_funnel_mv"), "day"),
+    BatchTwin(_view("product_performance_mv"), "day"),
+    BatchTwin(_view("user_tier_performance_mv"), "day"),
+    BatchTwin(_view("session_segments_mv"), "day"),
+    BatchTwin(_view("revenue_per_minute_mv"), "toDate(minute)"),
+)
+# Where a day's curated rows wait while the twins are built: the realtime tables' columns, no
+# TTL (a published day may be older than the retention), no views attached.
+STAGED_SOURCES: Final[dict[str, str]] = {
+    table.name: f"batch_staging_{table.name.removesuffix('_realtime')}"
+    for table in TABLES
+    if table.name != "dead_letters_realtime"
+}
+PUBLICATIONS: Final = "batch_publications"
+# The batch watermark: the last day published complete (epoch when nothing is).
+WATERMARK_SQL: Final = f"(SELECT ifNull(maxOrNull(day), toDate(0)) FROM {PUBLICATIONS})"
+
+
+def batch_statements() -> list[str]:
+    """Every statement that builds the batch side of the store (idempotent)."""
+    statements = []
+    for table in TABLES:
+        if table.name in STAGED_SOURCES:
+            cols = ",\n    ".join(f"`{name}` {kind}" for name, kind in table.columns)
+            statements.append(
+                f"CREATE TABLE IF NOT EXISTS {STAGED_SOURCES[table.name]} (\n    {cols}\n)\n"
+                "ENGINE = MergeTree\nORDER BY tuple()"
+            )
+    for twin in BATCH_TWINS:
+        statements += [twin.ddl(twin.name), twin.ddl(twin.staging)]
+    # one row per publication (a history): the newest per day is the day's run
+    statements.append(
+        f"CREATE TABLE IF NOT EXISTS {PUBLICATIONS} (\n"
+        "    `day` Date,\n"
+        "    `run_id` String,\n"
+        "    `published_at` DateTime64(3, 'UTC'),\n"
+        "    `rows` Map(LowCardinality(String), UInt64)\n"
+        ")\nENGINE = MergeTree\nORDER BY (day, published_at)"
+    )
+    return statements
+
+
 def schema_statements(retention_days: int) -> list[str]:
-    """Every statement that builds the store, in dependency order (tables, targets, views)."""
+    """Every statement that builds the store, in dependency order (tables, targets, views, then
+    the batch twins)."""
     statements = [table.ddl(retention_days) for table in TABLES]
     targets = set()
     for view in MATERIALIZED_VIEWS:
@@ -406,4 +502,4 @@ def schema_statements(retention_days: int) -> list[str]:
             statements.append(table)
             targets.add(view.target)
         statements.append(mv)
-    return statements
+    return statements + batch_statements()

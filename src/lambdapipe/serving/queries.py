@@ -3,6 +3,12 @@
 Every value reaches ClickHouse as a `{name:Type}` query parameter (sort columns as
 `{name:Identifier}`); no user text is ever formatted into SQL. Each function takes a store and
 returns plain rows or dicts ready for JSON.
+
+Each question reads one rollup merged from both layers in one statement (`_rows_of`): the
+batch twin's rows for the published days (first published day .. the batch watermark, read in
+the same statement from `batch_publications`) and the realtime rollup's rows for every other
+day; `source` = `realtime` or `batch` reads one layer alone. Every answer carries the watermark
+it used and which layer each bucket (or each row's days) came from.
 """
 
 from __future__ import annotations
@@ -10,10 +16,18 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Final, Literal
 
-from lambdapipe.serving.ddl import DISTINCT, FUNNEL_STEPS, LAG_ACCURACY
+from lambdapipe.serving.ddl import (
+    BATCH_TWINS,
+    DISTINCT,
+    FUNNEL_STEPS,
+    LAG_ACCURACY,
+    PUBLICATIONS,
+    WATERMARK_SQL,
+)
 from lambdapipe.serving.dimensions import PRODUCT_NAMES_OF
 from lambdapipe.serving.store import ServingStore
 
+Source = Literal["merged", "realtime", "batch"]
 ProductMetric = Literal["revenue", "views", "add_to_carts", "purchases", "units"]
 SessionGrouping = Literal["device_type", "browser", "user_tier"]
 Interval = Literal["minute", "hour", "day"]
@@ -25,24 +39,73 @@ _FILTERS: Final = """({tier:String} = '' OR user_tier = {tier:String})
 # The -Merge of the rollups' distinct-count states, e.g. uniqCombinedMerge(14).
 _MERGE: Final = DISTINCT.replace("(", "Merge(", 1)
 
+# The published days, read once per statement: batch_from .. batch_to (the watermark); an
+# empty range (1970-01-02 .. 1970-01-01) when nothing is published.
+_BOUNDS: Final = f"""
+    (SELECT ifNull(minOrNull(day), toDate(1)) FROM {PUBLICATIONS}) AS batch_from,
+    {WATERMARK_SQL} AS batch_to"""
+_WATERMARK: Final = "nullIf(batch_to, toDate(0)) AS watermark"
+_TWINS: Final = {twin.realtime: twin for twin in BATCH_TWINS}
+
+
+def _rows_of(rollup: str, where: str) -> str:
+    """The rows of `rollup` an answer reads, with a `source` column: for `{source:String}` =
+    merged the batch twin's on published days and the rollup's on the others, else one layer's.
+    `where` (bound parameters only) is applied to both, so both keep their primary index."""
+    twin = _TWINS[rollup]
+    published = f"{twin.day} BETWEEN batch_from AND batch_to"
+    return f"""(
+    SELECT 'batch' AS source, * FROM {twin.name}
+    WHERE {published} AND {{source:String}} != 'realtime' AND {where}
+    UNION ALL
+    SELECT 'realtime' AS source, * FROM {rollup}
+    WHERE ({{source:String}} = 'realtime' OR ({{source:String}} = 'merged' AND NOT {published}))
+        AND {where}
+)"""
+
+
+def watermark(store: ServingStore) -> date | None:
+    """The batch watermark: the last day published complete, None before any publication."""
+    row = store.query_rows(f"SELECT nullIf({WATERMARK_SQL}, toDate(0)) AS watermark")[0]
+    value: date | None = row["watermark"]
+    return value
+
+
+def _day_text(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _answer_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**row, "watermark": _day_text(row["watermark"])} for row in rows]
+
+
 _REACHED: Final = ",\n    ".join(f"sum(reached_{step}) AS reached_{step}" for step in FUNNEL_STEPS)
+_DAYS: Final = "day BETWEEN {start:Date} AND {end:Date}"
 FUNNEL_SQL: Final = f"""
+WITH {_BOUNDS}
 SELECT
     sum(sessions) AS sessions,
-    {_REACHED}
-FROM conversion_funnel_agg
-WHERE day BETWEEN {{start:Date}} AND {{end:Date}} AND {_FILTERS}"""
+    {_REACHED},
+    arraySort(groupUniqArray(source)) AS sources,
+    {_WATERMARK}
+FROM {_rows_of("conversion_funnel_agg", f"{_DAYS} AND {_FILTERS}")}"""
 
 
 def funnel(
-    store: ServingStore, start: date, end: date, tier: str = "", device: str = ""
+    store: ServingStore,
+    start: date,
+    end: date,
+    tier: str = "",
+    device: str = "",
+    source: Source = "merged",
 ) -> dict[str, Any]:
     """Closed sessions reaching each funnel step, with step and overall conversion rates.
 
     A session reaches step k when it has events of every step 1..k (see docs/serving.md).
     """
     row = store.query_rows(
-        FUNNEL_SQL, {"start": start, "end": end, "tier": tier, "device": device}
+        FUNNEL_SQL,
+        {"start": start, "end": end, "tier": tier, "device": device, "source": source},
     )[0]
     steps = []
     previous = first = 0
@@ -58,10 +121,17 @@ def funnel(
             }
         )
         previous = reached
-    return {"sessions": int(row["sessions"]), "steps": steps}
+    return {
+        "sessions": int(row["sessions"]),
+        "steps": steps,
+        "source": source,
+        "sources": row["sources"],
+        "watermark": _day_text(row["watermark"]),
+    }
 
 
 TIERS_SQL: Final = f"""
+WITH {_BOUNDS}
 SELECT
     user_tier,
     sum(a.sessions) AS sessions,
@@ -72,25 +142,29 @@ SELECT
     toFloat64(sum(a.revenue)) AS revenue,
     {_MERGE}(a.users) AS users,
     avgMerge(a.avg_duration_s) AS avg_duration_s,
-    toFloat64(avgMerge(a.avg_session_revenue)) AS avg_session_revenue
-FROM user_tier_performance_agg AS a
-WHERE day BETWEEN {{start:Date}} AND {{end:Date}}
+    toFloat64(avgMerge(a.avg_session_revenue)) AS avg_session_revenue,
+    arraySort(groupUniqArray(a.source)) AS sources,
+    {_WATERMARK}
+FROM {_rows_of("user_tier_performance_agg", _DAYS)} AS a
 GROUP BY user_tier
 ORDER BY revenue DESC"""
 
 
-def tier_performance(store: ServingStore, start: date, end: date) -> list[dict[str, Any]]:
+def tier_performance(
+    store: ServingStore, start: date, end: date, source: Source = "merged"
+) -> list[dict[str, Any]]:
     """Per enriched tier: sessions, conversion, revenue, users, average duration."""
-    return store.query_rows(TIERS_SQL, {"start": start, "end": end})
+    return _answer_rows(store.query_rows(TIERS_SQL, {"start": start, "end": end, "source": source}))
 
 
 # Rank on the cheap sums first; merge the distinct-count states of the top rows only. Names and
 # categories come from the dimension (FINAL, the top rows' keys only); unknown: the id, no category.
+_PRODUCT_ROWS: Final = _rows_of("product_performance_agg", _DAYS)
 TOP_PRODUCTS_SQL: Final = f"""
-WITH top AS (
+WITH {_BOUNDS},
+top AS (
     SELECT product_id
-    FROM product_performance_agg
-    WHERE day BETWEEN {{start:Date}} AND {{end:Date}}
+    FROM {_PRODUCT_ROWS}
     GROUP BY product_id
     ORDER BY sum({{metric:Identifier}}) DESC, toString(product_id)
     LIMIT {{limit:UInt32}}
@@ -105,33 +179,41 @@ SELECT
     sum(a.units) AS units,
     toFloat64(sum(a.revenue)) AS revenue,
     {_MERGE}(a.viewers) AS viewers,
-    {_MERGE}(a.buyers) AS buyers
-FROM product_performance_agg AS a
+    {_MERGE}(a.buyers) AS buyers,
+    arraySort(groupUniqArray(a.source)) AS sources,
+    {_WATERMARK}
+FROM {_PRODUCT_ROWS} AS a
 LEFT JOIN {PRODUCT_NAMES_OF.format(ids="top")} AS d ON d.product_id = a.product_id
-WHERE day BETWEEN {{start:Date}} AND {{end:Date}} AND a.product_id IN top
+WHERE a.product_id IN top
 GROUP BY a.product_id
 ORDER BY {{metric:Identifier}} DESC, product_id"""
 
 
 def top_products(
-    store: ServingStore, start: date, end: date, metric: ProductMetric, limit: int
+    store: ServingStore,
+    start: date,
+    end: date,
+    metric: ProductMetric,
+    limit: int,
+    source: Source = "merged",
 ) -> list[dict[str, Any]]:
     """The `limit` products with the highest `metric` over the days, with their names."""
-    return store.query_rows(
-        TOP_PRODUCTS_SQL, {"start": start, "end": end, "metric": metric, "limit": limit}
-    )
+    params = {"start": start, "end": end, "metric": metric, "limit": limit, "source": source}
+    return _answer_rows(store.query_rows(TOP_PRODUCTS_SQL, params))
 
 
 SESSIONS_SQL: Final = f"""
+WITH {_BOUNDS}
 SELECT
     {{group_by:Identifier}} AS segment,
     sum(a.sessions) AS sessions,
     sum(a.duration_s) / sessions AS avg_duration_s,
     sum(a.events) / sessions AS avg_events,
     sum(a.converted_sessions) / sessions AS conversion_rate,
-    toFloat64(sum(a.revenue)) AS revenue
-FROM session_segments_agg AS a
-WHERE day BETWEEN {{start:Date}} AND {{end:Date}} AND {_FILTERS}
+    toFloat64(sum(a.revenue)) AS revenue,
+    arraySort(groupUniqArray(a.source)) AS sources,
+    {_WATERMARK}
+FROM {_rows_of("session_segments_agg", f"{_DAYS} AND {_FILTERS}")} AS a
 GROUP BY segment
 ORDER BY sessions DESC"""
 
@@ -143,31 +225,35 @@ def sessions(
     group_by: SessionGrouping,
     tier: str = "",
     device: str = "",
+    source: Source = "merged",
 ) -> list[dict[str, Any]]:
     """Session counts, duration, depth and conversion per device, browser or tier."""
-    return store.query_rows(
-        SESSIONS_SQL,
-        {"start": start, "end": end, "group_by": group_by, "tier": tier, "device": device},
-    )
+    params = {"start": start, "end": end, "group_by": group_by, "tier": tier, "device": device}
+    return _answer_rows(store.query_rows(SESSIONS_SQL, {**params, "source": source}))
 
 
-REVENUE_SQL: Final = """
+_COMPLETED: Final = "status = 'completed' AND toDate(minute) BETWEEN {start:Date} AND {end:Date}"
+# A bucket is one layer's (minute, hour and day buckets never cross midnight): any(source).
+REVENUE_SQL: Final = f"""
+WITH {_BOUNDS}
 SELECT
-    toDateTime64(dateTrunc({interval:String}, minute), 3, 'UTC') AS bucket,
+    toDateTime64(dateTrunc({{interval:String}}, minute), 3, 'UTC') AS bucket,
     sum(a.orders) AS orders,
     toFloat64(sum(a.revenue)) AS revenue,
-    revenue / orders AS avg_order_value
-FROM revenue_per_minute_agg AS a
-WHERE status = 'completed' AND toDate(minute) BETWEEN {start:Date} AND {end:Date}
+    revenue / orders AS avg_order_value,
+    any(a.source) AS source,
+    {_WATERMARK}
+FROM {_rows_of("revenue_per_minute_agg", _COMPLETED)} AS a
 GROUP BY bucket
 ORDER BY bucket"""
 
 
 def revenue(
-    store: ServingStore, start: date, end: date, interval: Interval
+    store: ServingStore, start: date, end: date, interval: Interval, source: Source = "merged"
 ) -> list[dict[str, Any]]:
     """Completed orders and revenue per minute, hour or day."""
-    rows = store.query_rows(REVENUE_SQL, {"start": start, "end": end, "interval": interval})
+    params = {"start": start, "end": end, "interval": interval, "source": source}
+    rows = _answer_rows(store.query_rows(REVENUE_SQL, params))
     return [{**row, "bucket": row["bucket"].isoformat()} for row in rows]
 
 
@@ -218,25 +304,32 @@ SELECT
 
 # `a.minute`, not `minute`: the output alias would hide the key column from the index.
 PER_MINUTE_SQL: Final = f"""
+WITH {_BOUNDS}
 SELECT
-    toDateTime64(minute, 0, 'UTC') AS minute,
+    toDateTime64(a.minute, 0, 'UTC') AS minute,
     sum(a.events) AS events,
-    {_MERGE}(a.users) AS users
-FROM user_activity_summary_agg AS a
-WHERE a.minute > now() - toIntervalMinute({{minutes:UInt32}})
+    {_MERGE}(a.users) AS users,
+    any(a.source) AS source
+FROM {_rows_of("user_activity_summary_agg", "minute > now() - toIntervalMinute({minutes:UInt32})")}
+    AS a
 GROUP BY a.minute
 ORDER BY minute"""
 
 
-def activity(store: ServingStore, window_s: int, minutes: int) -> dict[str, Any]:
-    """Events/s and dead-letter rate over the last `window_s`, events per minute before."""
+def activity(
+    store: ServingStore, window_s: int, minutes: int, source: Source = "merged"
+) -> dict[str, Any]:
+    """Events/s and dead-letter rate over the last `window_s` (the realtime layer's ingestion),
+    events per minute before (merged like every rollup)."""
     counts = store.query_rows(ACTIVITY_SQL, {"window_s": window_s})[0]
     accepted, dead = int(counts["accepted"]), int(counts["dead_lettered"])
-    per_minute = store.query_rows(PER_MINUTE_SQL, {"minutes": minutes})
+    per_minute = store.query_rows(PER_MINUTE_SQL, {"minutes": minutes, "source": source})
     return {
         "window_s": window_s,
         "events_per_s": accepted / window_s,
         "dead_letters_per_s": dead / window_s,
         "dead_letter_rate": dead / (accepted + dead) if accepted + dead else 0.0,
+        "source": source,
+        "watermark": _day_text(watermark(store)),
         "per_minute": [{**row, "minute": row["minute"].isoformat()} for row in per_minute],
     }

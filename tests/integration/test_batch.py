@@ -28,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import psycopg
 import pyarrow as pa
@@ -41,6 +42,7 @@ from lambdapipe.ingest import cdc
 from lambdapipe.ingest.load import load_dimensions
 from lambdapipe.resources import Resources
 from lambdapipe.runtime.stack import Stack
+from lambdapipe.serving.auth import api_headers
 from lambdapipe.settings import Settings, as_environment
 from lambdapipe.topics import quiet
 from tests.pipeline_checks import produced, send_event
@@ -677,3 +679,77 @@ def test_product_performance_adds_up_to_the_truth_with_the_catalogue(
         for name in MONEY[:2]:
             total = sum((r[name] for r in of_day), Decimal(0))
             assert total == sum(truth_money(run.truth, name, day).values(), Decimal(0)), name
+
+
+# ---- batch publication into the serving store and the merged API (issue 16, H1) ---------------
+
+
+def api(settings: Settings, path: str, **params: str) -> Any:
+    response = httpx.get(
+        f"{settings.serving.endpoint}/api/{path}",
+        params=params,
+        headers=api_headers(settings.serving),
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_the_published_day_answers_the_merged_api_as_the_truth(
+    run: Run, batch_stack: Stack, marts: Marts
+) -> None:
+    settings, day = run.settings, run.day
+    batch_stack.up(["serving"], progress=lambda line: None)
+    publish = ("batch", "publish", "--date", day.isoformat(), "--json")
+    first = json_of(cli(settings, run.folder, "publish", *publish))["publications"]
+    again = json_of(cli(settings, run.folder, "publish-again", *publish))["publications"]
+    assert [p["published"] for p in first] == [True]
+    assert again == [
+        first[0] | {"published": False, "previous_run": first[0]["run_id"], "rows": {}}
+    ]
+    assert first[0]["rows"]["user_sessions"] == sum(
+        s["start"].startswith(day.isoformat()) for s in run.truth["sessions"]
+    )
+    days = {"start": day.isoformat(), "end": run.today.isoformat()}
+
+    funnel = api(settings, "funnel", **days)
+    assert funnel["watermark"] == day.isoformat() and funnel["sources"] == ["batch"]
+    assert funnel["sessions"] == run.truth["funnel"]["sessions"]
+    steps = {s["step"]: s["sessions"] for s in funnel["steps"]}
+    assert steps["page_view"] == run.truth["funnel"]["page_view"]  # step 1: the same definition
+    of_day = [r for r in marts.rows["conversion_funnel"] if r["session_date"] == day]
+    assert steps == {step: sum(r[f"reached_{step}"] for r in of_day) for step in steps}
+
+    sessions = [s for s in run.truth["sessions"] if s["start"].startswith(day.isoformat())]
+    tiers = {r["user_tier"]: r for r in api(settings, "tiers", **days)}
+    assert {t: r["sessions"] for t, r in tiers.items()} == Counter(s["tier"] for s in sessions)
+    assert {t: r["converted_sessions"] for t, r in tiers.items()} == {
+        t: sum(s["converted"] for s in sessions if s["tier"] == t) for t in tiers
+    }
+    for tier, row in tiers.items():
+        gross = sum(
+            (Decimal(s["gross_bookings"]) for s in sessions if s["tier"] == tier), Decimal(0)
+        )
+        assert Decimal(str(row["revenue"])).quantize(Decimal("0.01")) == gross, tier
+
+    revenue = api(settings, "revenue", interval="day", **days)
+    assert [(r["bucket"][:10], r["source"]) for r in revenue] == [(day.isoformat(), "batch")]
+    completed = sum(truth_money(run.truth, "revenue", day).values(), Decimal(0))
+    assert Decimal(str(revenue[0]["revenue"])).quantize(Decimal("0.01")) == completed
+
+    products = api(
+        settings, "products/top", limit="100", start=day.isoformat(), end=day.isoformat()
+    )
+    events = expected_events(run)
+    for kind, column in (
+        ("product_view", "views"),
+        ("add_to_cart", "add_to_carts"),
+        ("purchase", "purchases"),
+    ):
+        assert sum(p[column] for p in products) == sum(
+            n for (d, k, _), n in events.items() if (d, k) == (day, kind)
+        ), kind
+    gross = sum(truth_money(run.truth, "gross_bookings", day).values(), Decimal(0))
+    assert Decimal(str(sum(p["revenue"] for p in products))).quantize(Decimal("0.01")) == gross
+    # nothing reached the realtime tables in this module: the realtime answer is empty
+    assert api(settings, "funnel", source="realtime", **days)["sessions"] == 0

@@ -21,6 +21,7 @@ from lambdapipe.errors import Problem
 from lambdapipe.generator.cli import app as generator_app
 from lambdapipe.ingest.cli import cdc_app, dims_app
 from lambdapipe.lake.cli import app as lake_app
+from lambdapipe.reconcile.cli import app as reconcile_app
 from lambdapipe.runtime.stack import Stack, status_dicts, with_kafka_nodes
 from lambdapipe.serving.cli import app as serving_app
 from lambdapipe.settings import get_settings
@@ -156,6 +157,7 @@ _mount(speed_app, "speed")
 _mount(lake_app, "lake")
 _mount(warehouse_app, "warehouse")
 _mount(batch_app, "batch")
+_mount(reconcile_app)
 
 
 def main() -> None:

@@ -1,0 +1,91 @@
+"""`lambdapipe reconcile --date D [--truth FILE] [--json]`: speed vs batch vs truth for a day."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+
+from lambdapipe.errors import Problem
+from lambdapipe.reconcile.compare import Reconciliation, Thresholds, reconcile
+from lambdapipe.serving.store import ServingStore
+from lambdapipe.settings import Settings, get_settings
+from lambdapipe.warehouse.base import Warehouse
+
+app = typer.Typer(help="Reconciliation: speed vs batch vs truth.", no_args_is_help=True)
+
+
+def reconcile_day(
+    store: ServingStore,
+    warehouse: Warehouse,
+    day: date,
+    truth: Path | None,
+    settings: Settings,
+) -> Reconciliation:
+    """Read both layers' rows of `day` (and the truth file) and compare them."""
+    from lambdapipe.reconcile.layers import batch_rows, speed_rows
+    from lambdapipe.reconcile.truth import read_truth, truth_metrics
+
+    numbers = truth_metrics(read_truth(truth), day) if truth is not None else None
+    return reconcile(
+        day,
+        speed_rows(store, day),
+        batch_rows(warehouse, day),
+        numbers,
+        lateness=timedelta(seconds=settings.speed.lateness_s),
+        thresholds=Thresholds(
+            Decimal(str(settings.reconcile.max_unexplained)),
+            Decimal(str(settings.reconcile.max_batch_vs_truth)),
+        ),
+    )
+
+
+def publish(
+    result: Reconciliation, store: ServingStore, warehouse: Warehouse, at: datetime
+) -> None:
+    """Write the results into the warehouse's and the store's reconciliation tables."""
+    from lambdapipe.reconcile.outputs import results_table, write_to_store, write_to_warehouse
+
+    rows = results_table(result, at)
+    write_to_warehouse(warehouse, rows, result.day)
+    write_to_store(store, rows, result.day, at)
+
+
+@app.command("reconcile")
+def reconcile_command(
+    day_text: Annotated[str, typer.Option("--date", help="the day to reconcile (UTC)")],
+    truth: Annotated[
+        Path | None, typer.Option("--truth", help="the generator's truth file, for three ways")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Compare the speed and batch layers (and the truth) for a day; every difference is
+    attributed to a cause; exits 1 when what is left, or batch vs truth, crosses a threshold."""
+    from lambdapipe.reconcile.outputs import as_json as json_document
+    from lambdapipe.reconcile.outputs import print_report
+    from lambdapipe.resources import Resources
+
+    try:
+        day = date.fromisoformat(day_text)
+    except ValueError:
+        raise Problem(f"--date {day_text!r} is not a day", hint="e.g. 2026-03-02") from None
+    settings = get_settings()
+    resources = Resources(settings)
+    at = datetime.now(UTC)
+    with resources.store(role="reader") as reader, resources.warehouse() as warehouse:
+        result = reconcile_day(reader, warehouse, day, truth, settings)
+        with resources.store() as writer:
+            publish(result, writer, warehouse, at)
+    if as_json:
+        sys.stdout.write(orjson.dumps(json_document(result), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+    else:
+        print_report(result, Console())
+    if result.failed:
+        raise typer.Exit(1)

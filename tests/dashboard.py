@@ -51,6 +51,14 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
+def choose_layer(page: Any, layer: str, timeout_ms: int = 10_000) -> None:
+    """Press the dashboard's merged|realtime|batch switch; wait until a refresh drew that layer."""
+    page.click(f"#lambda [data-layer='{layer}']")
+    page.wait_for_function(
+        "layer => document.body.dataset.layer === layer", arg=layer, timeout=timeout_ms
+    )
+
+
 def sign_in(page: Any, token: str) -> None:
     """Sign the dashboard in with the API token, through its form."""
     page.wait_for_selector("#signin:not([hidden])")

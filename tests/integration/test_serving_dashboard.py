@@ -1,10 +1,13 @@
 """Headless Chromium loads the dashboard while batches arrive; its funnel equals the API's, top
-products read as their catalogue names and session durations in units that fit them."""
+products read as their catalogue names and session durations in units that fit them; once a
+batch day is published it shows the watermark boundary, and the merged, realtime and batch
+funnels equal the API's."""
 
 from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +18,10 @@ from bench.serving_sample import make_batch
 from lambdapipe.resources import Resources
 from lambdapipe.serving.auth import api_headers
 from lambdapipe.serving.dimensions import PRODUCTS_DIM
+from lambdapipe.serving.publish import CuratedDay, publish_day
 from lambdapipe.settings import Settings
 from lambdapipe.speed.dimensions import DimensionState
-from tests.dashboard import duration, launch, shown_funnel, sign_in
+from tests.dashboard import choose_layer, duration, launch, shown_funnel, sign_in
 
 from .test_serving_http import serve  # noqa: F401  (module-scoped serve fixture)
 
@@ -76,6 +80,7 @@ def test_dashboard_funnel_matches_api(serve: Settings) -> None:  # noqa: F811
             shown = shown_funnel(page, expected)
             assert shown == {step["step"]: step["sessions"] for step in expected["steps"]}
             check_names_and_durations(page, serve)
+            check_the_batch_boundary(page, serve)
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
             browser.close()
@@ -120,3 +125,47 @@ def check_names_and_durations(page: Any, settings: Settings) -> None:
     ):
         assert page.evaluate("s => duration(s)", seconds) == text
         assert duration(seconds) == text
+
+
+def publish_yesterday(settings: Settings) -> str:
+    """Yesterday (UTC) published as a batch day (its own traffic: no realtime row is on it)."""
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    start = datetime.combine(yesterday, datetime.min.time(), UTC) + timedelta(hours=1)
+    batch = make_batch(4_000, seed=900, start=start, span_s=20 * 3600)
+    rows = {
+        "user_events_realtime": batch.events,
+        "transactions_realtime": batch.transactions,
+        "user_sessions_realtime": batch.sessions,
+    }
+    with Resources(settings).store() as store:
+        assert publish_day(store, CuratedDay(yesterday, "browser-test", rows)).published
+    return yesterday.isoformat()
+
+
+def check_the_batch_boundary(page: Any, settings: Settings) -> None:
+    """After a publication the page names the watermark and which shown day is batch; each
+    layer's funnel, chosen with the switch, equals the API's answer for that layer."""
+    api = f"{settings.serving.endpoint}/api"
+    headers = api_headers(settings.serving)
+    yesterday = publish_yesterday(settings)
+    page.wait_for_selector(f"#boundary[data-watermark='{yesterday}']", timeout=10_000)
+    today = datetime.now(UTC).date().isoformat()
+    assert page.text_content(f"[data-day='{yesterday}']") == f"{yesterday[5:]} · batch"
+    assert page.text_content(f"[data-day='{today}']") == f"{today[5:]} · realtime"
+    assert f"batch watermark {yesterday}" in (page.text_content("#boundary") or "")
+    funnels = {}
+    for layer in ("merged", "realtime", "batch", "merged"):
+        choose_layer(page, layer)
+        expected = httpx.get(f"{api}/funnel?source={layer}", headers=headers).json()
+        assert expected["watermark"] == yesterday
+        shown = shown_funnel(page, expected)
+        assert shown == {step["step"]: step["sessions"] for step in expected["steps"]}
+        assert page.text_content("#funnel-src") == " + ".join(expected["sources"])
+        funnels[layer] = shown
+    # the merged answer is the batch day plus the realtime day, so all three differ
+    assert funnels["merged"] == {
+        step: funnels["batch"][step] + funnels["realtime"][step] for step in funnels["merged"]
+    }
+    assert funnels["batch"]["page_view"] > 0 and funnels["realtime"]["page_view"] > 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-merged.png"), full_page=True)

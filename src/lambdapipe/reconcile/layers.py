@@ -149,8 +149,12 @@ def batch_rows(warehouse: Warehouse, day: date) -> LayerRows:
             f"FROM raw.dead_letters WHERE batch_day = {d}"
         )
         loaded = warehouse.query_arrow(
-            "SELECT (SELECT count(*) FROM raw.user_events WHERE batch_day = "
-            f"{d}) + (SELECT count(*) FROM raw.dead_letters WHERE batch_day = {d}) AS n"
+            "SELECT "
+            + " + ".join(
+                f"(SELECT count(*) FROM raw.{table} WHERE batch_day = {d})"
+                for table in ("user_events", "transactions", "dead_letters")
+            )
+            + " AS n"
         )
     except Problem:
         raise

@@ -112,9 +112,8 @@ class ReconciliationCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         since = datetime.now(UTC).date() - timedelta(days=EXPORTED_DAYS)
         try:
-            self.store.execute(store_ddl())
             rows = self.store.query_rows(_LATEST, {"since": since})
-        except StoreError:
+        except StoreError:  # no reconciliation yet (the table is created by the first run)
             return
         prefix = "lambdapipe_reconcile"
         failed = GaugeMetricFamily(

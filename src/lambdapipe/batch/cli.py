@@ -102,17 +102,26 @@ def _days(day: str | None, first: str | None, last: str | None) -> list[date]:
 
     one, start, end = _day(day, "--date"), _day(first, "--from"), _day(last, "--to")
     if (one is None) == (start is None and end is None) or (start is None) != (end is None):
-        raise Problem("give --date D, or --from A --to B", hint="lambdapipe batch run --help")
+        raise Problem("give --date D, or --from A --to B", hint="see --help")
     return [one] if one is not None else days_between(start, end)  # type: ignore[arg-type]
 
 
 def _publish(days: list[date], force: bool, shown: Console) -> list[dict[str, object]]:
     from lambdapipe.batch.publish import publish as publish_days
     from lambdapipe.resources import Resources
+    from lambdapipe.serving.store import StoreError
 
     settings = get_settings()
-    with shown.status("publishing") as status, Resources(settings).store() as store:
-        done = publish_days(settings, store, days, force=force, progress=status.update)
+    resources = Resources(settings)
+    try:
+        with shown.status("publishing") as status, resources.store() as store:
+            done = publish_days(settings, store, days, force=force, progress=status.update)
+    except StoreError as exc:
+        raise Problem(
+            f"publishing into the serving store at {settings.serving.store_url} failed: {exc}",
+            hint="start the serve process (`lambdapipe up --only serving` or `lambdapipe serve`); "
+            "the days published before the failure stay published",
+        ) from exc
     return [
         {
             "day": p.day.isoformat(),

@@ -191,6 +191,7 @@ def main() -> None:
         print(f"backlog: {produced:,} records in {fill_s:.0f} s", flush=True)
 
         python = sys.executable
+        loads = {"baseline": round(os.getloadavg()[0], 1)}
         base_wall, base_sampler, out = measured(
             [python, "-c", BASELINE, DRIVER_MEMORY, str(work / "noop-checkpoint")],
             env,
@@ -200,6 +201,7 @@ def main() -> None:
         print(f"baseline: {baseline}", flush=True)
 
         started_ms = time.time() * 1000
+        loads["archiver"] = round(os.getloadavg()[0], 1)
         lake_wall, lake_sampler, out = measured(
             [
                 python,
@@ -233,9 +235,12 @@ def main() -> None:
             timeout=1800,
         )
         after = lake_drain(settings)
+        loads["end"] = round(os.getloadavg()[0], 1)
         freshness = measure_freshness(settings, env, work, args.rate, args.freshness_s)
         result = {
             "when": datetime.now(UTC).isoformat(),
+            # 1-minute load average as each measured step began (2 shared cores)
+            "load_avg_1m": loads,
             "records": produced,
             "backlog_fill_s": round(fill_s, 1),
             "baseline_noop": {

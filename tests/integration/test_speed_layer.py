@@ -344,7 +344,7 @@ def test_a_backlog_days_old_drains_on_time(store: HttpStore, scenario: Scenario)
     """ARCHITECTURE.md decision 9: 3-day-old traffic waiting in Kafka when the job starts (a
     restart after an outage, or a backfill) is on time: nothing is dead-lettered `late`."""
     three_days_ago = (datetime.now(UTC) - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    scenario.generate(BACKLOG_EVENTS, 0, SEED, start=three_days_ago)
+    scenario.generate(BACKLOG_EVENTS, RATE, SEED, start=three_days_ago)  # event time as paced
     scenario.start_job()
     wait_for_truth(store, scenario)
     tick = close_sessions(scenario, datetime.now(UTC))

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 import pyarrow as pa
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from rich.console import Console
@@ -153,6 +154,14 @@ class ReconciliationCollector(Collector):
         yield at
         yield from per_metric.values()
         yield attributed
+
+
+def exposition(store: ServingStore) -> bytes:
+    """The gauges in Prometheus's text format (what the serve process's
+    `/metrics/reconcile` returns; Prometheus scrapes it as job `lambdapipe-reconcile`)."""
+    registry = CollectorRegistry()
+    registry.register(ReconciliationCollector(store))
+    return bytes(generate_latest(registry))
 
 
 def as_json(result: Reconciliation) -> dict[str, Any]:

@@ -18,6 +18,8 @@ app = typer.Typer(
 query_app = typer.Typer(help="Query the serving store.", no_args_is_help=True)
 app.add_typer(query_app, name="query")
 console = Console(stderr=True)
+# Prometheus scrapes reconcile's gauges here (no data beyond numbers: open, like /metrics)
+RECONCILE_METRICS = "/metrics/reconcile"
 
 
 @app.command()
@@ -28,8 +30,12 @@ def serve(
 ) -> None:
     """Serve the API, the dashboard and (embedded backend) the ClickHouse HTTP endpoint."""
     import uvicorn
+    from fastapi import Response
+    from prometheus_client import CONTENT_TYPE_LATEST
 
     from lambdapipe.observability.targets import register_target
+    from lambdapipe.reconcile.outputs import exposition
+    from lambdapipe.reconcile.outputs import store_ddl as reconciliation_ddl
     from lambdapipe.resources import Resources, serving_data_dir
     from lambdapipe.serving.api import create_app
     from lambdapipe.serving.audit import AuditLog
@@ -50,7 +56,16 @@ def serve(
     audit = AuditLog(settings.log_dir / "audit.jsonl", serving.audit_max_bytes)
     store = resources.store(owner=True)
     store.create_schema(serving.retention_days)
+    store.execute(reconciliation_ddl())
     target = register_target(settings, "serving", serving.host, serving.port)
+    # reconcile's gauges, read from the store's results table at each scrape
+    register_target(
+        settings,
+        "reconcile",
+        serving.host,
+        serving.port,
+        labels={"__metrics_path__": RECONCILE_METRICS},
+    )
     console.print(
         f"[bold]serving[/] {resources.store_backend} store at {resources.store_location}\n"
         f"  dashboard   {serving.endpoint}/\n  API docs    {serving.endpoint}/docs\n"
@@ -59,15 +74,21 @@ def serve(
         f"  audit log   {audit.path}\n"
         f"  sign in with the API token LAMBDAPIPE_SERVING__API_TOKEN ({secrets_hint(settings)})"
     )
+    app = create_app(
+        store,
+        resources.store_backend,
+        Access.from_settings(serving),
+        store_endpoint=endpoint,
+        audit=audit,
+    )
+    app.add_api_route(
+        RECONCILE_METRICS,
+        lambda: Response(exposition(store), media_type=CONTENT_TYPE_LATEST),
+        include_in_schema=False,
+    )
     try:
         uvicorn.run(
-            create_app(
-                store,
-                resources.store_backend,
-                Access.from_settings(serving),
-                store_endpoint=endpoint,
-                audit=audit,
-            ),
+            app,
             host=serving.host,
             port=serving.port,
             log_level="warning",

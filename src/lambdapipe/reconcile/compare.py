@@ -180,9 +180,9 @@ def _parsed_dead_letters(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> pa.T
     return parsed
 
 
-# The dead letters of the day: a Kafka record the batch dead-lettered on D is D's in both
-# layers; a speed dead letter the batch did not reject is D's when its event time is (else,
-# with no readable time, when it was dead-lettered).
+# The dead letters of the day: a Kafka record the batch dead-lettered is of the batch's day
+# in both layers; a speed dead letter the batch did not reject is D's when its event time is
+# (else, with no readable time, when it was dead-lettered).
 _DEAD_LETTERS_OF_DAY = """
 CREATE TEMP TABLE dl AS
 SELECT s.reason AS s_reason, b.reason AS b_reason,
@@ -190,7 +190,7 @@ SELECT s.reason AS s_reason, b.reason AS b_reason,
 FROM s_dl AS s FULL JOIN b_dl AS b
   ON s.source_topic = b.source_topic AND s.source_partition = b.source_partition
  AND s.source_offset = b.source_offset
-WHERE b.reason IS NOT NULL OR coalesce(s.event_day, s.dead_lettered_day) = {day}
+WHERE coalesce(b.batch_day, s.event_day, s.dead_lettered_day) = {day}
 """
 
 # Events: speed copies ranked so the copy matching the batch's tier comes first.

@@ -27,6 +27,9 @@ FUNNEL_COUNTS: Final = (
     "purchases",
 )
 _ID_COLUMNS: Final = ("event_id", "session_id", "transaction_id")
+# Batch dead letters are read from the day before to this many days after (the batch's
+# default lookback reads records that arrived up to D + 3).
+NEIGHBOUR_DAYS: Final = 3
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,8 @@ class LayerRows:
     transactions: transaction_id, status, user_tier, total_amount;
     sessions: session_id, user_tier and the FUNNEL_COUNTS (sessions that started on the day);
     dead_letters: source_topic, source_partition, source_offset, reason, raw (bytes),
-    dead_lettered_at (the speed layer's: when; the batch layer's: null) and batch_day.
+    dead_lettered_at (the speed layer's: when; the batch layer's: null) and batch_day (the
+    batch layer's, of D and its neighbours; the speed layer's: null).
     """
 
     events: pa.Table
@@ -122,14 +126,15 @@ def speed_rows(store: ServingStore, day: date) -> LayerRows:
         events,
         transactions,
         sessions,
-        _dead_letters(dead_letters, None),
+        _dead_letters(dead_letters),
         newest_event=seen["newest"] if seen["n"] else None,
     ).canonical()
 
 
 def batch_rows(warehouse: Warehouse, day: date) -> LayerRows:
     """The batch layer's rows of `day`: staging events and transactions (deduplicated, tier as
-    of event time), the `user_sessions` mart, RAW dead letters (with their raw bytes)."""
+    of event time), the `user_sessions` mart, RAW dead letters (with their raw bytes) of the
+    day and its neighbours."""
     d = f"DATE '{day.isoformat()}'"
     try:
         events = warehouse.query_arrow(
@@ -144,9 +149,14 @@ def batch_rows(warehouse: Warehouse, day: date) -> LayerRows:
             f"SELECT session_id, user_tier, {', '.join(FUNNEL_COUNTS)} "
             f"FROM marts.user_sessions WHERE session_date = {d}"
         )
+        # the neighbouring days' too: a speed dead letter of another batch day is not D's
+        near = (
+            f"batch_day BETWEEN DATE '{(day - timedelta(days=1)).isoformat()}' "
+            f"AND DATE '{(day + timedelta(days=NEIGHBOUR_DAYS)).isoformat()}'"
+        )
         dead_letters = warehouse.query_arrow(
-            "SELECT source_topic, source_partition, source_offset, reason, raw "
-            f"FROM raw.dead_letters WHERE batch_day = {d}"
+            "SELECT source_topic, source_partition, source_offset, reason, raw, batch_day "
+            f"FROM raw.dead_letters WHERE {near}"
         )
         loaded = warehouse.query_arrow(
             "SELECT "
@@ -167,12 +177,12 @@ def batch_rows(warehouse: Warehouse, day: date) -> LayerRows:
         events,
         transactions,
         sessions,
-        _dead_letters(dead_letters, day),
+        _dead_letters(dead_letters),
         loaded=bool(loaded.column("n")[0].as_py()),
     ).canonical()
 
 
-def _dead_letters(rows: pa.Table, day: date | None) -> pa.Table:
+def _dead_letters(rows: pa.Table) -> pa.Table:
     """Dead letters with the columns `compare` reads: raw as bytes, both time columns."""
     n = rows.num_rows
     raw = rows.column("raw")
@@ -191,6 +201,10 @@ def _dead_letters(rows: pa.Table, day: date | None) -> pa.Table:
             "reason": rows.column("reason").cast(pa.string()),
             "raw": raw,
             "dead_lettered_at": at,
-            "batch_day": pa.array([day] * n, pa.date32()),
+            "batch_day": (
+                rows.column("batch_day").cast(pa.date32())
+                if "batch_day" in rows.column_names
+                else pa.nulls(n, pa.date32())
+            ),
         }
     )

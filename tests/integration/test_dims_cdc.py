@@ -22,8 +22,11 @@ from lambdapipe.ingest import cdc
 from lambdapipe.ingest.churn import ChurnResult, churn
 from lambdapipe.ingest.db import connect_app
 from lambdapipe.ingest.load import load_dimensions
+from lambdapipe.resources import Resources
 from lambdapipe.runtime.stack import Stack
 from lambdapipe.settings import Settings
+from lambdapipe.speed.dimensions import Dimensions
+from lambdapipe.speed.sink import ServingSink
 from lambdapipe.topics import quiet
 from tests.stacks import LIB
 
@@ -264,6 +267,75 @@ def test_churn_runs_again_on_the_same_database(dims: Settings) -> None:
     assert second.counts["new_user"] > 0
     assert second.total > 0
     assert first.changes != second.changes  # a rerun does not replay the first run
+
+
+@pytest.fixture
+def serving(dims: Settings, stack: Stack) -> Iterator[Settings]:
+    """The stack's own `lambdapipe serve` for one test (stopped after: other modules start it
+    with data directories of their own)."""
+    stack.up(["serving"], progress=lambda line: None)
+    try:
+        yield dims
+    finally:
+        stack.down(["serving"], progress=lambda line: None)
+
+
+def _catch_up(follower: Dimensions, sink: ServingSink) -> None:
+    """What the speed job does before each micro-batch, until the topics are read to their end."""
+    while follower.refresh():
+        pass
+    follower.write_changes(lambda table, rows: sink.write(table, rows))
+
+
+def _differences(store: Any, settings: Settings) -> tuple[int, int]:
+    """Products (id, name, category, price) and users (id, tier) that PostgreSQL and the store's
+    live dimension rows do not share."""
+    with connect_app(settings) as conn:
+        products = {
+            (str(p), n, str(c), str(pr))
+            for p, n, c, pr in conn.execute(
+                "SELECT product_id, name, category, price FROM products"
+            )
+        }
+        tiers = {(str(u), t) for u, t in conn.execute("SELECT user_id, tier FROM users")}
+    stored = {
+        (str(r["product_id"]), r["name"], r["category"], str(r["price"]))
+        for r in store.query_rows(
+            "SELECT product_id, name, category, price FROM products_dim FINAL WHERE NOT deleted"
+        )
+    }
+    stored_tiers = {
+        (str(r["user_id"]), r["tier"])
+        for r in store.query_rows("SELECT user_id, tier FROM users_dim FINAL WHERE NOT deleted")
+    }
+    return len(products ^ stored), len(tiers ^ stored_tiers)
+
+
+def test_a_renamed_product_reaches_the_serving_dimension(serving: Settings) -> None:
+    """PostgreSQL -> Debezium -> the speed job's dimension follower -> products_dim."""
+    with connect_app(serving) as conn:
+        (product_id,) = conn.execute("SELECT product_id::text FROM products LIMIT 1").fetchone()  # type: ignore[misc]
+    follower = Dimensions(serving)
+    one = "SELECT name, version, deleted FROM products_dim FINAL WHERE product_id = {p:UUID}"
+    with Resources(serving).store() as store:
+        sink = ServingSink(store, retry_s=30)
+        _catch_up(follower, sink)  # the snapshot and every change this module made
+        assert _differences(store, serving) == (0, 0)
+        (before,) = store.query_rows(one, {"p": product_id})
+        with connect_app(serving) as conn:
+            conn.execute(
+                "UPDATE products SET name = name || ' (renamed)' WHERE product_id = %s",
+                (product_id,),
+            )
+            conn.commit()
+        deadline = time.monotonic() + 60
+        while (after := store.query_rows(one, {"p": product_id})[0]) == before:
+            assert time.monotonic() < deadline, "the rename never reached products_dim"
+            time.sleep(0.5)
+            _catch_up(follower, sink)
+    follower.close()
+    assert after["name"] == f"{before['name']} (renamed)" and not after["deleted"]
+    assert after["version"] > before["version"]  # the change's LSN
 
 
 def _iso(value: str) -> str:

@@ -108,10 +108,14 @@ def reconcile(
     try:
         con.execute("SET TimeZone = 'UTC'")
         for side, rows in (("s", speed), ("b", batch)):
-            con.register(f"{side}_ev", rows.events)
-            con.register(f"{side}_tx", rows.transactions)
-            con.register(f"{side}_se", rows.sessions)
-            con.register(f"{side}_dl", _parsed_dead_letters(con, rows.dead_letters))
+            tables = {
+                "ev": rows.events,
+                "tx": rows.transactions,
+                "se": rows.sessions,
+                "dl": _parsed_dead_letters(con, rows.dead_letters),
+            }
+            for name, table in tables.items():
+                _load(con, f"{side}_{name}", table)
         con.register("truth", truth.values if truth is not None else _no_truth())
         known = truth.metrics if truth is not None else ()
         con.register("truth_of_metric", pa.table({"metric": pa.array(known, pa.string())}))
@@ -144,6 +148,20 @@ def reconcile(
         result.unexplained_units.setdefault(metric, {})[cause] = int(n)
     result.findings = _findings(result, thresholds, truth is not None)
     return result
+
+
+# Id columns become DuckDB UUIDs (16 bytes): joins on them are several times faster than on text.
+_UUID_COLUMNS: Final = frozenset({"event_id", "transaction_id", "session_id", "record_id"})
+
+
+def _load(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+    """`table` as DuckDB temp table `name`, read from Arrow once, ids as UUIDs."""
+    con.register("arrow_rows", table)
+    columns = ", ".join(
+        f"try_cast({c} AS UUID) AS {c}" if c in _UUID_COLUMNS else c for c in table.column_names
+    )
+    con.execute(f"CREATE TEMP TABLE {name} AS SELECT {columns} FROM arrow_rows")
+    con.unregister("arrow_rows")
 
 
 def _utc(moment: datetime) -> datetime:

@@ -69,15 +69,6 @@ def as_curated(batch: Batch, day: date, run: str) -> CuratedDay:
     )
 
 
-@pytest.fixture
-def empty(store: EmbeddedStore) -> EmbeddedStore:
-    """The session's store with the realtime and the batch tables empty."""
-    for twin in BATCH_TWINS:
-        store.execute(f"TRUNCATE TABLE {twin.name}")
-    store.execute(f"TRUNCATE TABLE {PUBLICATIONS}")
-    return store
-
-
 def _function_of(kind: str) -> str:
     """`uniqCombined(14)` of `AggregateFunction(uniqCombined(14), UUID)`."""
     inner, depth = kind.removeprefix("AggregateFunction("), 0
@@ -113,21 +104,21 @@ def finalized(store: EmbeddedStore, twin: BatchTwin, table: str, day: date) -> l
     )
 
 
-def test_publication_builds_every_twin_as_the_realtime_views_do(empty: EmbeddedStore) -> None:
+def test_publication_builds_every_twin_as_the_realtime_views_do(store: EmbeddedStore) -> None:
     batch = day_batch(DAY, seed=1)
-    load(empty, batch, "rt")
-    done = publish_day(empty, as_curated(batch, DAY, "run-1"))
+    load(store, batch, "rt")
+    done = publish_day(store, as_curated(batch, DAY, "run-1"))
     assert done.published and done.previous_run is None
     assert done.rows["user_events"] == batch.events.num_rows
     assert done.rows["user_sessions"] == batch.sessions.num_rows
     assert done.rows["transactions"] == batch.transactions.num_rows
     for twin in BATCH_TWINS:
-        expected = finalized(empty, twin, twin.realtime, DAY)
+        expected = finalized(store, twin, twin.realtime, DAY)
         assert expected, twin.name
-        assert finalized(empty, twin, twin.name, DAY) == expected, twin.name
+        assert finalized(store, twin, twin.name, DAY) == expected, twin.name
         assert done.rows[twin.name] > 0
-    assert published(empty) == Published(DAY, DAY)
-    assert queries.watermark(empty) == DAY
+    assert published(store) == Published(DAY, DAY)
+    assert queries.watermark(store) == DAY
 
 
 def _answers(store: EmbeddedStore, start: date, end: date, source: str = "merged") -> Any:
@@ -142,19 +133,19 @@ def _answers(store: EmbeddedStore, start: date, end: date, source: str = "merged
 
 
 def test_merged_answers_are_batch_up_to_the_watermark_and_realtime_after(
-    empty: EmbeddedStore,
+    store: EmbeddedStore,
 ) -> None:
     realtime_day, later, corrected = day_batch(DAY, 2), day_batch(NEXT, 3), day_batch(DAY, 4)
-    load(empty, realtime_day, "rt-day")
-    load(empty, later, "rt-next")
-    before = queries.funnel(empty, DAY, NEXT)
+    load(store, realtime_day, "rt-day")
+    load(store, later, "rt-next")
+    before = queries.funnel(store, DAY, NEXT)
     assert before["watermark"] is None and before["sources"] == ["realtime"]
-    publish_day(empty, as_curated(corrected, DAY, "run-1"))
+    publish_day(store, as_curated(corrected, DAY, "run-1"))
 
-    merged = queries.funnel(empty, DAY, NEXT)
-    batch_only = queries.funnel(empty, DAY, NEXT, source="batch")
-    realtime_next = queries.funnel(empty, NEXT, NEXT, source="realtime")
-    realtime_all = queries.funnel(empty, DAY, NEXT, source="realtime")
+    merged = queries.funnel(store, DAY, NEXT)
+    batch_only = queries.funnel(store, DAY, NEXT, source="batch")
+    realtime_next = queries.funnel(store, NEXT, NEXT, source="realtime")
+    realtime_all = queries.funnel(store, DAY, NEXT, source="realtime")
     assert merged["watermark"] == DAY.isoformat() and merged["sources"] == ["batch", "realtime"]
     assert batch_only["sessions"] == corrected.sessions.num_rows
     assert realtime_all == before | {"watermark": DAY.isoformat(), "source": "realtime"}
@@ -164,7 +155,7 @@ def test_merged_answers_are_batch_up_to_the_watermark_and_realtime_after(
         )
     assert merged["sessions"] == corrected.sessions.num_rows + later.sessions.num_rows
 
-    days = {r["bucket"][:10]: r for r in queries.revenue(empty, DAY, NEXT, "day")}
+    days = {r["bucket"][:10]: r for r in queries.revenue(store, DAY, NEXT, "day")}
     assert {d: r["source"] for d, r in days.items()} == {
         DAY.isoformat(): "batch",
         NEXT.isoformat(): "realtime",
@@ -173,7 +164,7 @@ def test_merged_answers_are_batch_up_to_the_watermark_and_realtime_after(
     assert days[DAY.isoformat()]["orders"] == pc.sum(completed.cast(pa.int64())).as_py()
 
     # distinct users merged across the layers from the same uniqCombined states
-    tiers = {r["user_tier"]: r for r in queries.tier_performance(empty, DAY, NEXT)}
+    tiers = {r["user_tier"]: r for r in queries.tier_performance(store, DAY, NEXT)}
     for tier, row in tiers.items():
         users = set()
         for batch in (corrected, later):
@@ -184,41 +175,41 @@ def test_merged_answers_are_batch_up_to_the_watermark_and_realtime_after(
 
 
 def test_publishing_twice_or_republishing_leaves_the_answers_unchanged(
-    empty: EmbeddedStore,
+    store: EmbeddedStore,
 ) -> None:
     batch = day_batch(DAY, 5)
-    load(empty, day_batch(DAY, 6), "rt")
-    first = publish_day(empty, as_curated(batch, DAY, "run-1"))
-    answers = _answers(empty, DAY, NEXT)
-    again = publish_day(empty, as_curated(batch, DAY, "run-1"))
+    load(store, day_batch(DAY, 6), "rt")
+    first = publish_day(store, as_curated(batch, DAY, "run-1"))
+    answers = _answers(store, DAY, NEXT)
+    again = publish_day(store, as_curated(batch, DAY, "run-1"))
     assert first.published and not again.published and again.previous_run == "run-1"
-    assert _answers(empty, DAY, NEXT) == answers
-    rerun = publish_day(empty, as_curated(batch, DAY, "run-2"))  # a re-run of the same day
+    assert _answers(store, DAY, NEXT) == answers
+    rerun = publish_day(store, as_curated(batch, DAY, "run-2"))  # a re-run of the same day
     assert rerun.published and rerun.previous_run == "run-1"
-    assert _answers(empty, DAY, NEXT) == answers
-    forced = publish_day(empty, as_curated(batch, DAY, "run-2"), force=True)
+    assert _answers(store, DAY, NEXT) == answers
+    forced = publish_day(store, as_curated(batch, DAY, "run-2"), force=True)
     assert forced.published
-    assert _answers(empty, DAY, NEXT) == answers
-    runs = empty.query_rows(f"SELECT day, run_id FROM {PUBLICATIONS} ORDER BY published_at")
+    assert _answers(store, DAY, NEXT) == answers
+    runs = store.query_rows(f"SELECT day, run_id FROM {PUBLICATIONS} ORDER BY published_at")
     assert [r["run_id"] for r in runs] == ["run-1", "run-2", "run-2"]
 
 
-def test_a_day_with_no_rows_in_a_run_empties_the_twins(empty: EmbeddedStore) -> None:
+def test_a_day_with_no_rows_in_a_run_empties_the_twins(store: EmbeddedStore) -> None:
     batch = day_batch(DAY, 7)
-    publish_day(empty, as_curated(batch, DAY, "run-1"))
+    publish_day(store, as_curated(batch, DAY, "run-1"))
     nothing = {name: rows.slice(0, 0) for name, rows in as_curated(batch, DAY, "x").rows.items()}
-    done = publish_day(empty, CuratedDay(DAY, "run-2", nothing))
+    done = publish_day(store, CuratedDay(DAY, "run-2", nothing))
     assert all(done.rows[twin.name] == 0 for twin in BATCH_TWINS)
-    assert queries.funnel(empty, DAY, DAY)["sessions"] == 0
-    assert queries.watermark(empty) == DAY
+    assert queries.funnel(store, DAY, DAY)["sessions"] == 0
+    assert queries.watermark(store) == DAY
 
 
-def test_readers_never_see_a_half_published_day(empty: EmbeddedStore) -> None:
+def test_readers_never_see_a_half_published_day(store: EmbeddedStore) -> None:
     old, new = day_batch(DAY, 8), day_batch(DAY, 9)
-    publish_day(empty, as_curated(new, DAY, "new-0"))
-    new_answers = _answers(empty, DAY, DAY)
-    publish_day(empty, as_curated(old, DAY, "old-0"))
-    old_answers = _answers(empty, DAY, DAY)
+    publish_day(store, as_curated(new, DAY, "new-0"))
+    new_answers = _answers(store, DAY, DAY)
+    publish_day(store, as_curated(old, DAY, "old-0"))
+    old_answers = _answers(store, DAY, DAY)
     assert old_answers != new_answers
     for name in old_answers:
         assert old_answers[name] != new_answers[name], name
@@ -230,7 +221,7 @@ def test_readers_never_see_a_half_published_day(empty: EmbeddedStore) -> None:
     def read() -> None:
         publishing.wait()
         while not done.is_set():
-            seen.append(_answers(empty, DAY, DAY))
+            seen.append(_answers(store, DAY, DAY))
 
     readers = [threading.Thread(target=read) for _ in range(2)]
     for reader in readers:
@@ -238,8 +229,8 @@ def test_readers_never_see_a_half_published_day(empty: EmbeddedStore) -> None:
     publishing.set()
     try:
         for i in range(3):
-            publish_day(empty, as_curated(new, DAY, f"new-{i + 1}"))
-            publish_day(empty, as_curated(old, DAY, f"old-{i + 1}"))
+            publish_day(store, as_curated(new, DAY, f"new-{i + 1}"))
+            publish_day(store, as_curated(old, DAY, f"old-{i + 1}"))
     finally:
         done.set()
         for reader in readers:
@@ -250,7 +241,7 @@ def test_readers_never_see_a_half_published_day(empty: EmbeddedStore) -> None:
             assert answer in (old_answers[name], new_answers[name]), name
 
 
-def test_published_days_stay_one_unbroken_range(empty: EmbeddedStore) -> None:
+def test_published_days_stay_one_unbroken_range(store: EmbeddedStore) -> None:
     d = DAY
     one = timedelta(days=1)
     assert publication_order([d + one, d], Published(None, None)) == [d, d + one]
@@ -261,16 +252,16 @@ def test_published_days_stay_one_unbroken_range(empty: EmbeddedStore) -> None:
     ]
     with pytest.raises(Problem, match="unpublished days"):
         publication_order([d + 3 * one], Published(d, d + one))
-    publish_day(empty, as_curated(day_batch(d, 10, 200), d, "run-1"))
+    publish_day(store, as_curated(day_batch(d, 10, 200), d, "run-1"))
     with pytest.raises(Problem, match="unbroken range"):
-        publish_day(empty, as_curated(day_batch(d + 2 * one, 11, 200), d + 2 * one, "run-1"))
+        publish_day(store, as_curated(day_batch(d + 2 * one, 11, 200), d + 2 * one, "run-1"))
 
 
-def test_every_api_route_takes_the_source(empty: EmbeddedStore) -> None:
-    load(empty, day_batch(NEXT, 12), "rt")
-    publish_day(empty, as_curated(day_batch(DAY, 13), DAY, "run-1"))
+def test_every_api_route_takes_the_source(store: EmbeddedStore) -> None:
+    load(store, day_batch(NEXT, 12), "rt")
+    publish_day(store, as_curated(day_batch(DAY, 13), DAY, "run-1"))
     days = f"start={DAY}&end={NEXT}"
-    with TestClient(create_app(empty, "embedded", ACCESS)) as client:
+    with TestClient(create_app(store, "embedded", ACCESS)) as client:
         client.headers["Authorization"] = f"Bearer {TOKEN}"
         for path in ("funnel", "tiers", "products/top", "sessions", "revenue"):
             answers = {}

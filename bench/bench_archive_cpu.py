@@ -4,6 +4,7 @@ No stack, no Kafka, no S3: one local Spark session (2 cores) over generator reco
 faults) cached in memory, `--records` Kafka-shaped rows. Variants, run in turns (each round
 runs every variant once) so that the machine's load, which changes by the minute on these
 shared cores, falls on all alike:
+  none        raw-record rows without an event time (null) -> `noop`: the rest of the work
   parser      raw-record rows with the event time from the JSON parser alone -> `noop`
   archiver    the archiver's `raw_records` (the event time's fast path) -> `noop`
   write_dict  `raw_records` appended to an Iceberg table (local files) with the raw tables'
@@ -13,6 +14,7 @@ Reported per variant: the medians of wall seconds and of the JVM's CPU seconds p
 records/s and CPU microseconds per record; and the rows where the parser and the archiver
 give different event times (must be 0).
 Usage: uv run python bench/bench_archive_cpu.py [--records 1000000] [--rounds 5]
+       [--variants none,parser,archiver,write_dict,write_small_dict]
 Results: bench/results/archive_cpu.json.
 """
 
@@ -116,6 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--variants", default="none,parser,archiver,write_dict,write_small_dict")
     args = parser.parse_args()
     warehouse = Path(tempfile.mkdtemp(prefix="bench-archive-cpu-"))
     jars = iceberg_jars(Settings(lib_home=REPO / ".lambdapipe" / "lib"))
@@ -154,12 +157,15 @@ def main() -> None:
     small_table = create_table(
         spark, "write_small_dict", {"write.parquet.dict-size-bytes": str(SMALL_DICT_BYTES)}
     )
-    variants = {
+    no_time = archiver.withColumn("event_time", F.lit(None).cast("timestamp"))
+    every = {
+        "none": lambda: no_time.write.format("noop").mode("overwrite").save(),
         "parser": lambda: json_parser.write.format("noop").mode("overwrite").save(),
         "archiver": lambda: archiver.write.format("noop").mode("overwrite").save(),
         "write_dict": appending(archiver, dict_table),
         "write_small_dict": appending(archiver, small_table),
     }
+    variants = {name: every[name] for name in args.variants.split(",")}
     figures: dict[str, dict[str, list[float]]] = {
         name: {"wall_s": [], "cpu_s": []} for name in variants
     }
@@ -173,6 +179,7 @@ def main() -> None:
     sizes = {
         name: sum(f.stat().st_size for f in (warehouse / "raw" / name / "data").rglob("*.parquet"))
         for name in ("write_dict", "write_small_dict")
+        if name in variants
     }
     spark.stop()
     medians: dict[str, Any] = {}

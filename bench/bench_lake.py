@@ -12,6 +12,7 @@ CPU seconds (process tree) and peak RSS of each process (the Python driver and i
 freshness of the backlog is not meaningful (the records waited on purpose); files per partition
 after `lake maintain` are recorded.
 Usage: uv run python bench/bench_lake.py [--records 2000000] [--port-offset 27000]
+       [--freshness-s 0] [--jfr archiver.jfr]
 Results: bench/results/lake.json.
 """
 
@@ -93,6 +94,11 @@ def fill_backlog(settings: Settings, records: int, folder: Path) -> int:
     return records
 
 
+def jfr_option(path: Path) -> str:
+    """The JVM option that records the whole run with JFR's profiling settings into `path`."""
+    return f"-XX:StartFlightRecording=settings=profile,filename={path.resolve()}"
+
+
 def lake_drain(settings: Settings) -> dict[str, Any]:
     with Resources(settings).lake_catalog() as catalog:
         table = catalog.load_table(f"{settings.lake.namespace}.events")
@@ -169,6 +175,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the stack up")
     parser.add_argument("--rate", type=int, default=1000, help="events/s for the freshness run")
     parser.add_argument("--freshness-s", type=int, default=360, help="0: no freshness run")
+    parser.add_argument(
+        "--jfr", type=Path, help="a Java Flight Recording (profile) of the archiver's JVM to here"
+    )
     args = parser.parse_args()
     settings = bench_settings("lake", args.port_offset)
     shutil.rmtree(settings.home / "data", ignore_errors=True)
@@ -215,7 +224,7 @@ def main() -> None:
                 "10s",
                 "--json",
             ],
-            env,
+            env if args.jfr is None else {**env, "JAVA_TOOL_OPTIONS": jfr_option(args.jfr)},
             work / "archive.log",
         )
         print(

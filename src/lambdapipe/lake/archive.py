@@ -34,40 +34,44 @@ _MILLIS_RANGE = (0, 253_402_300_799_999)
 # width (schemas/common.json), written compactly by every producer here.
 _TIMESTAMP_KEY = '"timestamp":"'
 _TIMESTAMP_WIDTH = len("2026-03-02T10:00:00.000Z")
+_PREFIX = "_before_timestamp_key"
 
 
-def _iso_event_time(text: Column) -> Column:
+def _before_timestamp_key(value: Column) -> Column:
+    """The value's text up to its first `"timestamp":"` (all of it when there is none), found
+    byte by byte; a column of its own, so that it is computed once per record."""
+    return F.substring_index(value.cast("string"), _TIMESTAMP_KEY, 1)
+
+
+def _iso_event_time(value: Column, prefix: Column) -> Column:
     """`$.timestamp` as a timestamp, without a JSON parser where the record allows it.
 
     Jackson was a quarter of the archiver's JVM time. The fast path reads the instant straight
-    from the text when the record is a flat JSON object (`{` ... `}`, no `{` before the key)
-    whose first `"timestamp":"` is a top-level key (after `{` or `,`) and whose value is
-    `_TIMESTAMP_WIDTH` characters then a closing quote; it converts those characters with the
-    same function as the parser's string. Everything else (whitespace, nesting, another width,
-    a value that does not convert) goes to `get_json_object`, so the result is the parser's.
+    from the bytes when the record is a flat JSON object (`{` ... `}`, no other `{` before the
+    key) whose first `"timestamp":"` is a top-level key (after `{` or `,`) and whose value is
+    `_TIMESTAMP_WIDTH` bytes then a closing quote; it converts those bytes with the same
+    function as the parser's string. Everything else (whitespace, nesting, another width, a
+    value that does not convert) goes to `get_json_object`, so the result is the parser's.
+    `prefix` is `_before_timestamp_key(value)`. Byte positions only (`substring_index`,
+    `octet_length`, binary `substring`): character positions walk the text on every use.
     """
-    parsed = F.try_to_timestamp(F.get_json_object(text, "$.timestamp"))
-    at = F.instr(text, _TIMESTAMP_KEY)
-    start = at + len(_TIMESTAMP_KEY)
-    first_brace = F.locate("{", text, 2)
+    parsed = F.try_to_timestamp(F.get_json_object(value.cast("string"), "$.timestamp"))
+    before = F.octet_length(prefix)
+    start = before + len(_TIMESTAMP_KEY) + 1
     flat_top_level_key = (
-        text.startswith("{")
-        & text.endswith("}")
-        & (at > 1)
-        & F.substring(text, at - 1, 1).isin("{", ",")
-        & ((first_brace == 0) | (first_brace > at))
-        & (F.substring(text, start + _TIMESTAMP_WIDTH, 1) == '"')
+        (before < F.octet_length(value))
+        & prefix.startswith("{")
+        & (prefix.endswith("{") | prefix.endswith(","))
+        & (F.octet_length(F.substring_index(prefix, "{", -1)) == before - 1)
+        & (F.substring(value, -1, 1) == F.lit(bytearray(b"}")))
+        & (F.substring(value, start + _TIMESTAMP_WIDTH, 1) == F.lit(bytearray(b'"')))
     )
-    fast = F.when(
-        flat_top_level_key, F.try_to_timestamp(F.substring(text, start, _TIMESTAMP_WIDTH))
-    )
-    return F.coalesce(fast, parsed)
+    instant = F.substring(value, start, _TIMESTAMP_WIDTH).cast("string")
+    return F.coalesce(F.when(flat_top_level_key, F.try_to_timestamp(instant)), parsed)
 
 
-def _event_time(value: Column, kind: EventTime) -> Column:
+def _debezium_event_time(value: Column) -> Column:
     text = value.cast("string")
-    if kind == "iso_timestamp":
-        return _iso_event_time(text)
     millis = F.coalesce(
         F.get_json_object(text, "$.source.ts_ms"), F.get_json_object(text, "$.ts_ms")
     ).try_cast("long")
@@ -78,6 +82,11 @@ def _event_time(value: Column, kind: EventTime) -> Column:
 def raw_records(kafka: DataFrame, event_time: EventTime) -> DataFrame:
     """Kafka records (with headers) as raw-table rows: the bytes as they are, plus the day
     of the Kafka timestamp and the event time where the value parses."""
+    if event_time == "iso_timestamp":
+        kafka = kafka.withColumn(_PREFIX, _before_timestamp_key(F.col("value")))
+        parsed_time = _iso_event_time(F.col("value"), F.col(_PREFIX))
+    else:
+        parsed_time = _debezium_event_time(F.col("value"))
     return kafka.select(
         F.col("topic"),
         F.col("partition"),
@@ -88,7 +97,7 @@ def raw_records(kafka: DataFrame, event_time: EventTime) -> DataFrame:
         F.col("value"),
         F.col("headers"),
         F.to_date(F.col("timestamp")).alias("kafka_date"),
-        _event_time(F.col("value"), event_time).alias("event_time"),
+        parsed_time.alias("event_time"),
     )
 
 

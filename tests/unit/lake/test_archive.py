@@ -189,4 +189,5 @@ def test_one_raw_table_per_topic_with_idempotent_ddl(tmp_path: Any) -> None:
     ddl = create_table_sql(settings, tables[0])
     assert ddl.startswith("CREATE TABLE IF NOT EXISTS lakehouse.raw.events")
     assert "PARTITIONED BY (kafka_date)" in ddl
+    assert "'write.parquet.dict-size-bytes' = '16384'" in ddl  # measured: docs/lake.md
     assert exact_topic("shop.public.users") == "^\\Qshop.public.users\\E$"

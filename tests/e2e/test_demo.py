@@ -108,6 +108,13 @@ def test_demo_end_to_end() -> None:
             f"{serving.endpoint}/api/funnel", params=days, headers=api_headers(serving)
         ).json()
         assert funnel["sessions"] == len(truth["sessions"])
+        # the catalogue reached the store through Debezium and the speed job: products read as names
+        top = httpx.get(
+            f"{serving.endpoint}/api/products/top",
+            params={**days, "limit": 20},
+            headers=api_headers(serving),
+        ).json()
+        assert top and all(p["category"] and p["name"] != p["product_id"] for p in top), top
         token = serving.api_token.get_secret_value()
         shown = screenshot_dashboard(serving.endpoint, token, funnel)
         assert shown == {step["step"]: step["sessions"] for step in funnel["steps"]}

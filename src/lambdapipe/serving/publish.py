@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Final, TypeAlias
 
 import pyarrow as pa
@@ -182,16 +182,15 @@ def publish_day(store: ServingStore, curated: CuratedDay, *, force: bool = False
         counts[twin.name] = _day_rows(store, twin.name, twin.day, day)
         if counts[twin.name] != built:
             raise Problem(f"{day}: {twin.name} holds {counts[twin.name]} rows, built {built}")
-    store.insert_arrow(
-        PUBLICATIONS,
-        pa.table(
-            {
-                "day": pa.array([day], pa.date32()),
-                "run_id": [curated.run_id],
-                "published_at": pa.array([datetime.now(UTC)], pa.timestamp("ms", "UTC")),
-                "rows": pa.array([list(counts.items())], pa.map_(pa.string(), pa.uint64())),
-            }
-        ),
+    store.execute(
+        f"INSERT INTO {PUBLICATIONS} (day, run_id, published_at, rows) SELECT {{day:Date}}, "
+        "{run:String}, now64(3), mapFromArrays({tables:Array(String)}, {counts:Array(UInt64)})",
+        {
+            "day": day,
+            "run": curated.run_id,
+            "tables": list(counts),
+            "counts": list(counts.values()),
+        },
     )
     for staging in (*STAGED_SOURCES.values(), *(twin.staging for twin in BATCH_TWINS)):
         store.execute(f"TRUNCATE TABLE {staging}")

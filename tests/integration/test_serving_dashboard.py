@@ -9,13 +9,15 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx
+import pyarrow as pa
 import pytest
 
 from bench.serving_sample import make_batch
 from lambdapipe.resources import Resources
+from lambdapipe.serving.api import Tier
 from lambdapipe.serving.auth import api_headers
 from lambdapipe.serving.dimensions import PRODUCTS_DIM
 from lambdapipe.serving.publish import CuratedDay, publish_day
@@ -110,8 +112,29 @@ def check_names_and_durations(page: Any, settings: Settings) -> None:
     assert page.text_content(f"[data-product='{unknown}'] td.product") == (
         f"{unknown[:8]}…not in the catalogue"
     )
+    # sessions of users the dimension does not know, enough to put `unknown` first by revenue
+    extra = make_batch(20_000, seed=77, span_s=600).sessions
+    extra = extra.set_column(
+        extra.schema.get_field_index("user_tier"),
+        "user_tier",
+        pa.array(["unknown"] * extra.num_rows, pa.string()),
+    )
+    with Resources(settings).store() as store:
+        store.insert_arrow("user_sessions_realtime", extra, "ui:unknown:s")
     tiers = httpx.get(f"{api}/tiers", headers=headers).json()
-    assert tiers
+    assert {row["user_tier"] for row in tiers} == set(get_args(Tier))
+    assert tiers[0]["user_tier"] == "unknown"  # the answer: by revenue
+    (unknown_row,) = [row for row in tiers if row["user_tier"] == "unknown"]
+    page.wait_for_function(
+        "text => document.querySelector(\"[data-duration='unknown']\")?.textContent === text",
+        arg=duration(unknown_row["avg_duration_s"]),
+        timeout=10_000,
+    )
+    # the tier table in the contracts' order (the API's enum), not the answer's (by revenue)
+    shown_order = page.eval_on_selector_all(
+        "#tiertable [data-duration]", "cells => cells.map(c => c.dataset.duration)"
+    )
+    assert shown_order == list(get_args(Tier))
     for row in tiers:
         shown = page.text_content(f"[data-duration='{row['user_tier']}']")
         assert shown == duration(row["avg_duration_s"])

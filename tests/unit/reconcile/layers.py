@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from itertools import count
 from typing import Any
@@ -131,6 +131,7 @@ class TwoLayers:
         speed_reason: str | None = None,
         batch_reason: str | None = None,
         dead_lettered_at: datetime = NOON,
+        batch_day: date = DAY,
     ) -> None:
         """One Kafka record dead-lettered by either layer or both (its raw bytes: `record`)."""
         raw = record if isinstance(record, bytes) else orjson.dumps(record, default=_text)
@@ -141,7 +142,9 @@ class TwoLayers:
                  "dead_lettered_at": dead_lettered_at}
             )  # fmt: skip
         if batch_reason:
-            self.batch_dead_letters.append({**coordinates, "reason": batch_reason, "raw": raw})
+            self.batch_dead_letters.append(
+                {**coordinates, "reason": batch_reason, "raw": raw, "day": batch_day}
+            )
 
     def write(
         self, store: EmbeddedStore, warehouse: DuckDBWarehouse, *, batch: bool = True
@@ -173,10 +176,20 @@ class TwoLayers:
         raw = {
             "user_events": (self.batch_events, _BATCH_EVENT_DEFAULTS),
             "transactions": (self.batch_transactions, _TX_DEFAULTS),
-            "dead_letters": (self.batch_dead_letters, {"kafka_timestamp": NOON, "detail": ""}),
         }
         for name, (rows, defaults) in raw.items():
             warehouse.load_raw(name, _table(rows, defaults, name), "b1", None, DAY)
+        days = {DAY} | {r["day"] for r in self.batch_dead_letters}
+        for day in sorted(days):
+            rows = [
+                {k: v for k, v in r.items() if k != "day"}
+                for r in self.batch_dead_letters
+                if r["day"] == day
+            ]
+            defaults = {"kafka_timestamp": NOON, "detail": ""}
+            warehouse.load_raw(
+                "dead_letters", _table(rows, defaults, "dead_letters"), "b1", None, day
+            )
         sessions = _table(self.batch_sessions, {"session_date": DAY})
         warehouse.conn.register("sessions_rows", sessions if sessions.num_rows else _no_sessions())
         warehouse.execute("INSERT INTO marts.user_sessions BY NAME SELECT * FROM sessions_rows")

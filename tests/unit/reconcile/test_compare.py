@@ -217,3 +217,23 @@ def test_ids_meet_across_uuid_and_string_whatever_their_spelling(
     layers.dead_letter(shouted, speed_reason="late")
     result = run(layers, store, warehouse)
     assert causes(result, "events", "page_view/bronze") == {"late": -1}
+
+
+def test_a_dead_letter_is_of_the_batchs_day_for_the_same_kafka_record(
+    store: EmbeddedStore, warehouse: DuckDBWarehouse
+) -> None:
+    layers = TwoLayers()
+    background(layers)
+    # no readable time: the speed layer dead-lettered it on DAY, the batch gave it the next day
+    layers.dead_letter(b"[]", speed_reason="not_object", batch_reason="not_object",
+                       batch_day=DAY + timedelta(days=1))  # fmt: skip
+    # another record the batch put on DAY, though its speed dead letter is of a later day
+    layers.dead_letter(b"{", speed_reason="not_json", batch_reason="not_json",
+                       dead_lettered_at=NOON + timedelta(days=2))  # fmt: skip
+    result = run(layers, store, warehouse)
+    assert not [
+        r for r in result.rows if r["metric"] == "dead_letters" and r["key"] == "not_object"
+    ]
+    assert row(result, "dead_letters", "not_json")["speed"] == 2
+    assert row(result, "dead_letters", "not_json")["diff"] == 0
+    assert result.status == "ok"

@@ -491,6 +491,20 @@ def batch_statements() -> list[str]:
     return statements
 
 
+# The speed layer's event-time watermark: after each micro-batch of its records query, the
+# newest event time seen so far (its lateness rule; a replay reads the batch before's row).
+SPEED_WATERMARKS: Final = "speed_watermarks"
+SPEED_WATERMARKS_DDL: Final = (
+    f"CREATE TABLE IF NOT EXISTS {SPEED_WATERMARKS} (\n"
+    "    `query_id` String,\n"
+    "    `batch_id` UInt64,\n"
+    "    `newest` Nullable(DateTime64(3, 'UTC')),\n"
+    f"    {INGESTED_AT[0]} {INGESTED_AT[1]} DEFAULT now64(3)\n"
+    ")\nENGINE = ReplacingMergeTree\nORDER BY (query_id, batch_id)\n"
+    f"SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}"
+)
+
+
 def schema_statements(retention_days: int) -> list[str]:
     """Every statement that builds the store, in dependency order (tables, targets, views, then
     the batch twins)."""
@@ -502,4 +516,4 @@ def schema_statements(retention_days: int) -> list[str]:
             statements.append(table)
             targets.add(view.target)
         statements.append(mv)
-    return statements + batch_statements()
+    return [*statements, SPEED_WATERMARKS_DDL, *batch_statements()]

@@ -2,10 +2,10 @@
 
 Every record gets a verdict: null (accepted), a contracts `Reason`, or `late`. Validation
 needs no state; lateness is judged on event time, on the driver, by `mark_late`: a record is late
-when its event time is below the event-time watermark, the newest event time the speed layer has
-seen (up to and including the micro-batch) minus `lateness` (ARCHITECTURE.md decision 9). A
-backlog, a restart after an outage or a backfill of old days is therefore on time; only records
-that are old compared with the stream around them are late.
+when its event time is below the event-time watermark, the newest event time of the micro-batches
+before minus `lateness` (ARCHITECTURE.md decision 9). A backlog, a restart after an outage or a
+backfill of old days is therefore on time; only records that are old compared with the stream
+before them are late.
 
 Why one Arrow pass in Python (`classify_batch` through `mapInArrow`): the validator parses each
 record anyway, so the same pass hands Spark the store-typed columns of the accepted records.
@@ -283,26 +283,24 @@ def mark_late(
 ) -> tuple[pa.Table, datetime | None]:
     """Accepted records whose event time is below the event-time watermark, dead-lettered `late`.
 
-    The watermark is the newest event time seen (`newest_before`, the micro-batches before this
-    one, and this one's accepted records) minus `lateness`. Returns the table and that newest
-    time. A replayed micro-batch decides identically: `newest_before` is what the store holds
-    (the micro-batches before, and possibly part of this one, whose newest time is counted here
-    anyway) and this batch's records are the same.
+    The watermark is the newest event time of the micro-batches before this one
+    (`newest_before`; None: nothing is late) minus `lateness`. Returns the table and the newest
+    event time after this batch (its accepted records included), the next batch's
+    `newest_before`.
     """
     accepted, times = classified.column("accepted"), classified.column("event_time")
-    here = pc.max(pc.filter(times, accepted)).as_py()
-    known = [t for t in (newest_before, _aware(here)) if t is not None]
-    if not known:
-        return classified, None
-    newest = max(known)
-    late = pc.fill_null(
-        pc.and_(accepted, pc.less(times, pa.scalar(newest - lateness, times.type))), False
-    )
+    here = _aware(pc.max(pc.filter(times, accepted)).as_py())
+    known = [t for t in (newest_before, here) if t is not None]
+    newest = max(known) if known else None
+    if newest_before is None:
+        return classified, newest
+    floor = pa.scalar(newest_before - lateness, times.type)
+    late = pc.fill_null(pc.and_(accepted, pc.less(times, floor)), False)
     if not pc.any(late).as_py():
         return classified, newest
     detail = (
         f"event time more than {lateness.total_seconds():g}s before the newest event time seen "
-        f"({_stamp(newest)})"
+        f"({_stamp(newest_before)})"
     )
     changed = {
         "reason": pc.if_else(late, pa.scalar(LATE), classified.column("reason")),

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka import Producer
 
+from lambdapipe.serving.ddl import SPEED_WATERMARKS
 from lambdapipe.serving.store import ServingStore, StoreError
 from lambdapipe.speed.dead_letters import DLQ_HEADERS
 
@@ -72,18 +73,34 @@ class ServingSink:
             f"insert into {table}", table, lambda: self.store.insert_arrow(table, data, token)
         )
 
-    def newest_event_time(self, tables: tuple[str, ...]) -> datetime | None:
-        """The newest `timestamp` in `tables` (None when they are empty): from part metadata."""
-        union = " UNION ALL ".join(f"SELECT max(timestamp) AS newest FROM {t}" for t in tables)
+    def newest_before(self, query_id: str, batch_id: int) -> datetime | None:
+        """The newest event time recorded after the query's last micro-batch before `batch_id`
+        (None: none recorded, or no event yet)."""
         rows = self._retrying(
-            "reading the newest event time",
-            tables[0],
-            lambda: self.store.query_rows(f"SELECT max(newest) AS newest FROM ({union})"),
+            "reading the speed layer's watermark",
+            SPEED_WATERMARKS,
+            lambda: self.store.query_rows(
+                f"SELECT newest FROM {SPEED_WATERMARKS} FINAL "
+                "WHERE query_id = {query:String} AND batch_id < {batch:UInt64} "
+                "ORDER BY batch_id DESC LIMIT 1",
+                {"query": query_id, "batch": batch_id},
+            ),
         )
         newest = rows[0]["newest"] if rows else None
-        if not isinstance(newest, datetime) or newest.timestamp() <= 0:  # empty: the epoch
+        if not isinstance(newest, datetime):
             return None
         return newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+
+    def record_newest(self, query_id: str, batch_id: int, newest: datetime | None) -> None:
+        """Record the newest event time after micro-batch `batch_id` (once per batch)."""
+        row = pa.table(
+            {
+                "query_id": [query_id],
+                "batch_id": pa.array([batch_id], pa.uint64()),
+                "newest": pa.array([newest], pa.timestamp("ms", tz="UTC")),
+            }
+        )
+        self.write(SPEED_WATERMARKS, row, insert_token(query_id, batch_id, SPEED_WATERMARKS))
 
     def _retrying(self, what: str, table: str, attempt: Callable[[], T]) -> T:
         began = time.monotonic()

@@ -72,9 +72,8 @@ class MicroBatchWriter:
             on_retry=lambda t: metrics.store_retries.labels(t).inc(),
         )
         self.lateness = timedelta(seconds=settings.speed.lateness_s)
-        # The newest event time written so far (from the store at the first micro-batch).
-        self._newest: datetime | None = None
-        self._newest_known = False
+        # ((query id, batch id), newest event time after that micro-batch), the last written
+        self._newest: tuple[tuple[str, int], datetime | None] | None = None
         self._outcomes: dict[tuple[str, int], BatchOutcome] = {}
         self._query_ids: dict[str, str] = {}
         self._started = threading.Condition()
@@ -104,7 +103,8 @@ class MicroBatchWriter:
         began = time.monotonic()
         tiers = self._refresh_dimensions()
         # One Spark job per micro-batch; the split and the enrichment are Arrow on the driver.
-        classified, newest = mark_late(batch.toArrow(), self._newest_seen(), self.lateness)
+        before = self._newest_before(query_id, batch_id)
+        classified, newest = mark_late(batch.toArrow(), before, self.lateness)
         computed = time.monotonic()
         dead = dead_letter_rows(classified)
         events = enrich_with_tier(event_rows(classified, kafka.events_topic), tiers)
@@ -135,7 +135,8 @@ class MicroBatchWriter:
             computed - began,
             time.monotonic() - computed,
         )
-        self._newest = newest
+        self.sink.record_newest(query_id, batch_id, newest)
+        self._newest = ((query_id, batch_id), newest)
         self._keep(outcome)
 
     def write_sessions(self, batch: DataFrame, batch_id: int) -> None:
@@ -146,12 +147,12 @@ class MicroBatchWriter:
         self._write(outcome, query_id, SESSIONS_TABLE, rows)
         self._keep(outcome)
 
-    def _newest_seen(self) -> datetime | None:
-        """The newest event time of the micro-batches before: the store's, read once a run."""
-        if not self._newest_known:
-            self._newest = self.sink.newest_event_time((EVENTS_TABLE, TRANSACTIONS_TABLE))
-            self._newest_known = True
-        return self._newest
+    def _newest_before(self, query_id: str, batch_id: int) -> datetime | None:
+        """The newest event time of the query's micro-batches before `batch_id`: this run's,
+        else what the store recorded (a restart, or a replay of a batch, decides as before)."""
+        if self._newest is not None and self._newest[0] == (query_id, batch_id - 1):
+            return self._newest[1]
+        return self.sink.newest_before(query_id, batch_id)
 
     def _refresh_dimensions(self) -> pa.Table:
         """Read new CDC records and write the changed dimension rows (no token: the tables keep

@@ -7,14 +7,20 @@ population in PostgreSQL with Debezium CDC into Kafka (the tiers' history), yest
 little tier churn, then `lambdapipe lake archive --until-idle` into the raw Iceberg tables.
 Measured, each in its own process with the same driver memory:
   batch     `lambdapipe batch run --date D --json` (curated Iceberg, RAW in DuckDB, dbt build)
-  baseline  Spark reads raw.events once: rows and value bytes by day of the lake's event time
+  spark     Spark reads raw.events once: rows and value bytes by day of the lake's event time
   duckdb    DuckDB aggregates the same raw.events data files once (pyiceberg's Arrow batches)
+  floor     the least work of any exact Spark batch of the day: the day's raw events parsed
+            with the events' schema (`from_json`), exact `dropDuplicates` on event_id, the
+            30-minute session window, into `noop` (no validation, enrichment or writes)
 For each: wall, CPU seconds (process tree), peak RSS per process kind; for the batch its phases.
 Then a dashboard's queries on the marts (funnel, tiers, top products, daily KPIs, sessions),
 each `--repeats` times after a warm-up, p50/p95/max, beside `SELECT 1` on the same connection.
 Checks: the day is conserved, and the marts' events and transactions equal the curated ones.
+`--only floor` (or any comma-separated steps, run in that order) measures a part; with `--keep`
+and then `--reuse` the set-up is done once.
 Usage: uv run python bench/bench_batch.py [--events 10000000] [--port-offset 14000] [--keep]
-Results: bench/results/batch.json.
+       [--reuse] [--only batch,spark,duckdb,floor]
+Results: bench/results/batch.json (a part: batch-<steps>.json).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
+from lambdapipe.batch.job import BATCH_SHUFFLE_PARTITIONS
 from lambdapipe.ingest import cdc
 from lambdapipe.ingest.load import load_dimensions
 from lambdapipe.lake.offsets import KafkaOffsets
@@ -60,6 +67,46 @@ rows = (spark.table(f"{lake.catalog}.{lake.namespace}.events")
 scan_s = time.monotonic() - began
 print(json.dumps({"scan_s": scan_s, "rows": sum(r["rows"] for r in rows),
                   "value_bytes": sum(r["value_bytes"] for r in rows)}))
+spark.stop()
+"""
+
+# The least work any exact Spark batch of the day must do: read the day's raw events, parse
+# them with the events' schema, drop repeats of event_id exactly, sessionize with the 30-minute
+# gap (the batch's own `sessionize`); no validation, no enrichment, no writes (`noop`).
+SPARK_FLOOR = """
+import json, sys, time
+from datetime import date, datetime, timedelta, UTC
+from pyspark.sql import Observation
+from pyspark.sql import functions as F
+from lambdapipe.batch.window import DEFAULT_LOOKBACK_DAYS
+from lambdapipe.contracts.spark import spark_schema
+from lambdapipe.settings import get_settings
+from lambdapipe.spark import build_spark
+from lambdapipe.speed.sessionize import sessionize
+settings = get_settings()
+spark = build_spark(settings, "bench-batch-floor", lake=True, driver_memory=sys.argv[1])
+spark.conf.set("spark.sql.adaptive.enabled", "true")
+spark.conf.set("spark.sql.shuffle.partitions", sys.argv[3])
+day = date.fromisoformat(sys.argv[2])
+start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+began = time.monotonic()
+lake = settings.lake
+arrived = F.col("kafka_date").between(
+    F.lit(day - timedelta(days=1)), F.lit(day + timedelta(days=1 + DEFAULT_LOOKBACK_DAYS)))
+of_day = (F.col("event_time") >= F.lit(start)) & (
+    F.col("event_time") < F.lit(start + timedelta(days=1)))
+raw = spark.table(f"{lake.catalog}.{lake.namespace}.events").where(arrived & of_day)
+parsed = raw.select(F.from_json(F.col("value").cast("string"), spark_schema()).alias("e")).select(
+    "e.*").withColumn("event_time", F.to_timestamp("timestamp")).withColumn(
+    "amount", F.col("amount").cast("decimal(10,2)"))
+unique = parsed.dropDuplicates(["event_id"])
+sessions = sessionize(unique, timedelta(seconds=settings.speed.session_gap_s))
+seen = Observation("floor")  # counted on the way, in the same pass
+sessions.observe(seen, F.count(F.lit(1)).alias("sessions"),
+                 F.sum("event_count").alias("events")).write.format("noop").mode(
+    "overwrite").save()
+floor_s = time.monotonic() - began
+print(json.dumps({"floor_s": floor_s, **seen.get}))
 spark.stop()
 """
 
@@ -233,6 +280,99 @@ def query_marts(settings: Settings, day: date, repeats: int) -> tuple[dict[str, 
     return latencies, kpis[0] if kpis else {}
 
 
+# each measured step and its key in the results
+STEP_KEYS = {
+    "batch": "batch",
+    "spark": "baseline_spark_scan",
+    "duckdb": "baseline_duckdb_scan",
+    "floor": "baseline_spark_floor",
+}
+STEPS = tuple(STEP_KEYS)
+
+
+def measure_batch(
+    python: str, env: dict[str, str], work: Path, day: date, driver_memory: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`lambdapipe batch run` of the day: its figures, and the day's summary for the checks."""
+    wall, sampler, out = measured(
+        [python, "-m", "lambdapipe.cli", "batch", "run", "--date", day.isoformat(),
+         "--driver-memory", driver_memory, "--json"],
+        env, work / "batch.log",
+    )  # fmt: skip
+    summary = last_json(out)
+    today: dict[str, Any] = summary["days"][0]
+    batch = {
+        "wall_s": round(wall, 1),
+        "raw_records": today["raw_records"],
+        "records_per_s": round(today["raw_records"] / wall),
+        "phases_s": summary.get("phases_s", {}),
+        "jvm_and_session_s": round(wall - sum(summary.get("phases_s", {}).values()), 1),
+        "cpu_s": round(sampler.cpu_seconds(), 1),
+        "cpu_us_per_record": round(sampler.cpu_seconds() / today["raw_records"] * 1e6, 1),
+        "peak_rss_mib": sampler.peak_rss_mib(),
+        "peak_rss_mib_by_step": peaks_by_step(sampler, work / "batch.log"),
+        "rows": today["rows"],
+        "dead_letters": today["dead_letters"],
+        "duplicates": today["duplicates"],
+        "conserved": today["conserved"],
+        "raw_loaded": summary["raw_loaded"],
+        "dbt_success": summary["dbt"]["success"],
+        "dbt_nodes": len(summary["dbt"]["nodes"]),
+    }
+    return batch, today
+
+
+def measure_spark_scan(python: str, env: dict[str, str], work: Path, memory: str) -> dict[str, Any]:
+    wall, sampler, out = measured(
+        [python, "-c", SPARK_BASELINE, memory], env, work / "baseline.log"
+    )
+    scan = json.loads(out.strip().splitlines()[-1])
+    return {
+        "wall_s": round(wall, 1),
+        "scan_s": round(scan["scan_s"], 1),
+        "raw_events": scan["rows"],
+        "value_mib": round(scan["value_bytes"] / 2**20),
+        "records_per_s": round(scan["rows"] / scan["scan_s"]),
+        "cpu_s": round(sampler.cpu_seconds(), 1),
+        "peak_rss_mib": sampler.peak_rss_mib(),
+    }
+
+
+def measure_duckdb_scan(python: str, env: dict[str, str], work: Path) -> dict[str, Any]:
+    wall, sampler, out = measured([python, "-c", DUCKDB_BASELINE], env, work / "duckdb.log")
+    scan = json.loads(out.strip().splitlines()[-1])
+    return {
+        "wall_s": round(wall, 1),
+        "scan_s": round(scan["scan_s"], 1),
+        "raw_events": scan["rows"],
+        "records_per_s": round(scan["rows"] / scan["scan_s"]),
+        "cpu_s": round(sampler.cpu_seconds(), 1),
+        "peak_rss_mib": sampler.peak_rss_mib(),
+    }
+
+
+def measure_floor(
+    python: str, env: dict[str, str], work: Path, day: date, memory: str
+) -> dict[str, Any]:
+    """SPARK_FLOOR on the day; `floor_s` from the first read (the session built) to the end."""
+    wall, sampler, out = measured(
+        [python, "-c", SPARK_FLOOR, memory, day.isoformat(), str(BATCH_SHUFFLE_PARTITIONS)],
+        env,
+        work / "floor.log",
+    )
+    floor = json.loads(out.strip().splitlines()[-1])
+    return {
+        "wall_s": round(wall, 1),
+        "floor_s": round(floor["floor_s"], 1),
+        "events": floor["events"],
+        "sessions": floor["sessions"],
+        "events_per_s": round(floor["events"] / floor["floor_s"]),
+        "cpu_s": round(sampler.cpu_seconds(), 1),
+        "cpu_us_per_event": round(sampler.cpu_seconds() / floor["events"] * 1e6, 1),
+        "peak_rss_mib": sampler.peak_rss_mib(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000)
@@ -246,7 +386,17 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="keep the stack's data: skip the set-up (--keep'd)"
     )
+    parser.add_argument(
+        "--only",
+        default=",".join(STEPS),
+        help=f"measured steps, comma-separated, of {','.join(STEPS)} (the mart queries and the "
+        "checks need batch); results of a part go to batch-<steps>.json",
+    )
     args = parser.parse_args()
+    steps = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(steps) - set(STEPS))
+    if unknown or not steps:
+        parser.error(f"--only takes {','.join(STEPS)}; not {','.join(unknown) or 'nothing'}")
     settings = bench_settings("batch", args.port_offset)
     if not args.reuse:
         shutil.rmtree(settings.home / "data", ignore_errors=True)
@@ -271,85 +421,54 @@ def main() -> None:
         day = date.fromisoformat(setup["day"])
         print(f"set-up: {json.dumps(setup)}", flush=True)
         python = sys.executable
-
-        wall, sampler, out = measured(
-            [python, "-m", "lambdapipe.cli", "batch", "run", "--date", day.isoformat(),
-             "--driver-memory", args.driver_memory, "--json"],
-            env, work / "batch.log",
-        )  # fmt: skip
-        summary = last_json(out)
-        today = summary["days"][0]
-        batch = {
-            "wall_s": round(wall, 1),
-            "raw_records": today["raw_records"],
-            "records_per_s": round(today["raw_records"] / wall),
-            "phases_s": summary.get("phases_s", {}),
-            "jvm_and_session_s": round(wall - sum(summary.get("phases_s", {}).values()), 1),
-            "cpu_s": round(sampler.cpu_seconds(), 1),
-            "peak_rss_mib": sampler.peak_rss_mib(),
-            "peak_rss_mib_by_step": peaks_by_step(sampler, work / "batch.log"),
-            "rows": today["rows"],
-            "dead_letters": today["dead_letters"],
-            "duplicates": today["duplicates"],
-            "conserved": today["conserved"],
-            "raw_loaded": summary["raw_loaded"],
-            "dbt_success": summary["dbt"]["success"],
-            "dbt_nodes": len(summary["dbt"]["nodes"]),
-        }
-        print(f"batch: {batch}", flush=True)
-
-        wall, sampler, out = measured(
-            [python, "-c", SPARK_BASELINE, args.driver_memory], env, work / "baseline.log"
-        )
-        scan = json.loads(out.strip().splitlines()[-1])
-        spark_baseline = {
-            "wall_s": round(wall, 1),
-            "scan_s": round(scan["scan_s"], 1),
-            "raw_events": scan["rows"],
-            "value_mib": round(scan["value_bytes"] / 2**20),
-            "records_per_s": round(scan["rows"] / scan["scan_s"]),
-            "cpu_s": round(sampler.cpu_seconds(), 1),
-            "peak_rss_mib": sampler.peak_rss_mib(),
-        }
-        print(f"baseline spark: {spark_baseline}", flush=True)
-
-        wall, sampler, out = measured([python, "-c", DUCKDB_BASELINE], env, work / "duckdb.log")
-        scan = json.loads(out.strip().splitlines()[-1])
-        duckdb_baseline = {
-            "wall_s": round(wall, 1),
-            "scan_s": round(scan["scan_s"], 1),
-            "raw_events": scan["rows"],
-            "records_per_s": round(scan["rows"] / scan["scan_s"]),
-            "cpu_s": round(sampler.cpu_seconds(), 1),
-            "peak_rss_mib": sampler.peak_rss_mib(),
-        }
-        print(f"baseline duckdb: {duckdb_baseline}", flush=True)
-
-        latencies, kpis = query_marts(settings, day, args.repeats)
-        checks = {
-            "conserved": today["conserved"],
-            "marts_events_equal_curated": kpis.get("events") == today["rows"]["events"],
-            "marts_transactions_equal_curated": kpis.get("transactions")
-            == today["rows"]["transactions"],
-            "baselines_read_the_same_rows": spark_baseline["raw_events"]
-            == duckdb_baseline["raw_events"],
-        }
-        result = {
-            "when": datetime.now(UTC).isoformat(),
+        result: dict[str, Any] = {
             "day": day.isoformat(),
             "events": args.events,
             "driver_memory": args.driver_memory,
-            "load_avg_1m_at_end": round(os.getloadavg()[0], 1),
             "set_up": setup,
-            "baseline_spark_scan": spark_baseline,
-            "baseline_duckdb_scan": duckdb_baseline,
-            "batch": batch,
-            "mart_queries": {"repeats": args.repeats, **latencies},
-            "checks": checks,
-            "note": "2 shared cores: other work on the machine shows up in every figure",
+            # 1-minute load average as each measured step began (2 shared cores)
+            "load_avg_1m": {},
         }
+        today: dict[str, Any] = {}
+        for step in steps:
+            result["load_avg_1m"][step] = round(os.getloadavg()[0], 1)
+            if step == "batch":
+                result["batch"], today = measure_batch(python, env, work, day, args.driver_memory)
+            elif step == "spark":
+                result["baseline_spark_scan"] = measure_spark_scan(
+                    python, env, work, args.driver_memory
+                )
+            elif step == "duckdb":
+                result["baseline_duckdb_scan"] = measure_duckdb_scan(python, env, work)
+            else:
+                result["baseline_spark_floor"] = measure_floor(
+                    python, env, work, day, args.driver_memory
+                )
+            print(f"{step}: {json.dumps(result[STEP_KEYS[step]])}", flush=True)
+        result["load_avg_1m"]["end"] = round(os.getloadavg()[0], 1)
+        checks: dict[str, bool] = {}
+        if today:
+            latencies, kpis = query_marts(settings, day, args.repeats)
+            result["mart_queries"] = {"repeats": args.repeats, **latencies}
+            checks = {
+                "conserved": today["conserved"],
+                "marts_events_equal_curated": kpis.get("events") == today["rows"]["events"],
+                "marts_transactions_equal_curated": kpis.get("transactions")
+                == today["rows"]["transactions"],
+            }
+        if "baseline_spark_scan" in result and "baseline_duckdb_scan" in result:
+            checks["baselines_read_the_same_rows"] = (
+                result["baseline_spark_scan"]["raw_events"]
+                == result["baseline_duckdb_scan"]["raw_events"]
+            )
+        result.update(
+            when=datetime.now(UTC).isoformat(),
+            checks=checks,
+            note="2 shared cores: other work on the machine shows up in every figure",
+        )
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "batch.json").write_text(json.dumps(result, indent=2) + "\n")
+        name = "batch" if set(steps) == set(STEPS) else "batch-" + "-".join(steps)
+        (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result, indent=2))
         if not all(checks.values()):
             raise SystemExit(f"checks failed: {checks}")

@@ -49,6 +49,7 @@ pytestmark = [
 N_USERS, N_PRODUCTS, SEED = 10_000, 1_000, 11
 EVENTS = int(os.environ.get("PIPE_SPEED_TEST_EVENTS", "200000"))
 BACKLOG_EVENTS = 50_000
+LATE_EVENTS = 60_000
 RATE = float(os.environ.get("PIPE_SPEED_TEST_RATE", "5000"))
 FAULTS = (
     "duplicate=0.01,late=0.004:15s,out_of_order=0.01,malformed=0.001,schema=0.002,"
@@ -154,7 +155,14 @@ class Scenario:
     def assert_job_alive(self) -> None:
         assert self.job is not None and self.job.poll() is None, self.job_log()
 
-    def generate(self, events: int, rate: float, seed: int, start: str | None = None) -> Summary:
+    def generate(
+        self,
+        events: int,
+        rate: float,
+        seed: int,
+        start: str | None = None,
+        faults: str = FAULTS,
+    ) -> Summary:
         """Traffic paced at `rate` (0: as fast as it goes, 1 ms of event time per event) from
         `start` (default now); the seed must be the dimensions' (it also picks the population)."""
         config = plan(
@@ -167,7 +175,7 @@ class Scenario:
             users=N_USERS,
             products=N_PRODUCTS,
             compression="lz4",
-            faults=FAULTS,
+            faults=faults,
         )
         config = replace(
             config,
@@ -363,6 +371,39 @@ def test_a_backlog_days_old_drains_on_time(store: HttpStore, scenario: Scenario)
     assert late == 0
     check_against_truth(store, scenario, tick)
     checks.check_sessions(store, truth)
+
+
+def test_events_later_than_the_lateness_are_dead_lettered_late(
+    store: HttpStore, scenario: Scenario
+) -> None:
+    """The generator's late fault beyond the lateness (3 min of event time against 60 s): each
+    such event, and only those, is a `late` dead letter; the rest is as the truth says."""
+    scenario.start_job()
+    scenario.generate(LATE_EVENTS, RATE, SEED, faults="late=0.005:3m,malformed=0.002")
+    truth = scenario.truth()
+    faults, late = truth["faults"], truth["faults"]["late_events"]
+    assert late > 0
+    rows, dead = truth["totals"]["events"] - late, faults["dead_letters_total"] + late
+    wait_for(
+        lambda: checks.store_counts(store)[0] >= rows and checks.store_counts(store)[2] >= dead,
+        300,
+        scenario,
+    )
+    time.sleep(3)  # one more trigger: nothing else may arrive
+    scenario.stop_job()
+    events, transactions, dead_letters = checks.store_counts(store)
+    assert (events, dead_letters) == (rows, dead)
+    assert transactions == truth["totals"]["transactions"]
+    by_reason = {
+        r["reason"]: int(r["n"])
+        for r in store.query_rows(
+            "SELECT reason, count() AS n FROM dead_letters_realtime GROUP BY reason"
+        )
+    }
+    assert by_reason == {**faults["expected_dead_letters"], "late": late}
+    assert events + dead_letters + faults["duplicates_injected"] == scenario.produced(
+        scenario.events_topic
+    )
 
 
 class Background:

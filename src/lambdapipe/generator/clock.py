@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime
 from typing import Final
@@ -68,6 +69,19 @@ class SimClock:
         day = int(self.now_us // US_PER_DAY)
         self._day_end = float((day + 1) * US_PER_DAY)
         self._step = self._weekend_step if is_weekend(day) else self._weekday_step
+
+    def time_after(self, ticks: int) -> float:
+        """The event time `ticks` ticks from now, without advancing (day by day, as `tick`)."""
+        now, step, day_end = self.now_us, self._step, self._day_end
+        while ticks > 0:
+            to_day_end = max(1, math.ceil((day_end - now) / step))
+            if ticks <= to_day_end:
+                return now + ticks * step
+            now, ticks = now + to_day_end * step, ticks - to_day_end
+            day = int(now // US_PER_DAY)
+            day_end = float((day + 1) * US_PER_DAY)
+            step = self._weekend_step if is_weekend(day) else self._weekday_step
+        return now
 
     def tick(self) -> int:
         """Advance one event and return the new event time in microseconds."""

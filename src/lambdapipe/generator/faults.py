@@ -44,9 +44,11 @@ DEFAULT_LATE_DELAY_US: Final = 3_600_000_000
 
 @dataclass(frozen=True, slots=True)
 class FaultSpec:
-    """Per-event probabilities of each fault kind, and the delay of late events."""
+    """Per-event probabilities of each fault kind, the delay of late events and, when given,
+    of duplicates (none: a duplicate follows its original within 1-50 records)."""
 
     duplicate: float = 0.0
+    duplicate_delay_us: int | None = None
     late: float = 0.0
     late_delay_us: int = DEFAULT_LATE_DELAY_US
     out_of_order: float = 0.0
@@ -61,16 +63,19 @@ class FaultSpec:
 
     @classmethod
     def parse(cls, spec: str) -> FaultSpec:
-        """Parse `kind=rate[,kind=rate...]`, where late takes `late=rate:delay` (e.g. 0.005:2h)."""
+        """Parse `kind=rate[,kind=rate...]`; late and duplicate take `kind=rate:delay` (e.g.
+        late=0.005:2h; duplicate=0.01:5m re-sends each copy 5 min of event time later)."""
         values: dict[str, Any] = {}
         for part in filter(None, (p.strip() for p in spec.split(","))):
             kind, sep, value = part.partition("=")
             kind = kind.strip()
             if not sep or kind not in KINDS:
                 raise ValueError(f"bad fault {part!r}: expected one of {', '.join(KINDS)}=RATE")
-            if kind == "late" and ":" in value:
+            if kind in ("late", "duplicate") and ":" in value:
                 value, delay = value.split(":", 1)
-                values["late_delay_us"] = parse_duration(delay)
+                values[f"{kind}_delay_us"] = parse_duration(delay)
+            elif ":" in value:
+                raise ValueError(f"bad fault {part!r}: only late and duplicate take a :DELAY")
             rate = float(value)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"fault rate out of [0, 1]: {part!r}")

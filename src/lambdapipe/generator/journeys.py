@@ -11,7 +11,6 @@ and is abandoned otherwise.
 from __future__ import annotations
 
 import random
-from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
 from heapq import heappop, heappush
@@ -235,7 +234,11 @@ class ShardStream:
         self.day_lo = self.day_hi = 0
         self.day_counts: list[int] = []
         self.held_count: list[tuple[int, int, bytes, bytes]] = []  # (release seq, seq, line, key)
-        self.held_time: deque[tuple[int, bytes, bytes]] = deque()  # (release us, line, key)
+        # (release us, seq, line, key): late events and delayed duplicates
+        self.held_time: list[tuple[int, int, bytes, bytes]] = []
+        # a delayed fault is drawn only while the stream has its delay left, so that each one
+        # arrives that far behind its place rather than being flushed early at the end
+        self.end_us = self.clock.time_after(self.remaining)
         self.seq = 0
 
     def _new_session(self) -> Session:
@@ -465,14 +468,26 @@ class ShardStream:
         f, rng, truth = self.config.faults, self.rng, self.truth
         u = rng.random() * f.per_event
         if u < f.duplicate:
+            delay = f.duplicate_delay_us
+            if delay is not None and now_us + delay > self.end_us:
+                chunk.events.append(line)  # too close to the end: no fault
+                chunk.event_keys.append(key)
+                return
             chunk.events.append(line)
             chunk.event_keys.append(key)
-            heappush(self.held_count, (self.seq + rng.randint(1, 50), self.seq, line, key))
+            if delay is None:
+                heappush(self.held_count, (self.seq + rng.randint(1, 50), self.seq, line, key))
+            else:
+                heappush(self.held_time, (now_us + delay, self.seq, line, key))
             truth.duplicates.append(event["event_id"])
             return
         u -= f.duplicate
         if u < f.late:
-            self.held_time.append((now_us + f.late_delay_us, line, key))
+            if now_us + f.late_delay_us > self.end_us:
+                chunk.events.append(line)  # too close to the end: on time
+                chunk.event_keys.append(key)
+                return
+            heappush(self.held_time, (now_us + f.late_delay_us, self.seq, line, key))
             truth.late += 1
             return
         u -= f.late
@@ -498,6 +513,6 @@ class ShardStream:
             chunk.event_keys.append(key)
         late = self.held_time
         while late and (flush or late[0][0] <= now_us):
-            _, line, key = late.popleft()
+            _, _, line, key = heappop(late)
             chunk.events.append(line)
             chunk.event_keys.append(key)

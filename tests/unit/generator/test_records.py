@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,13 +15,14 @@ from typer.testing import CliRunner
 
 from lambdapipe.contracts import Reason, validate_event, validate_transaction
 from lambdapipe.generator.cli import app
+from lambdapipe.generator.faults import FaultSpec
 from lambdapipe.generator.run import Summary
 from lambdapipe.generator.sinks import transactions_path
 from tests.unit.generator.outputs import START, read_lines, read_records
 
 Generate = Callable[..., tuple[Summary, Path]]
 ALL_FAULTS = (
-    "duplicate=0.01,late=0.01:2h,out_of_order=0.01,malformed=0.01,schema=0.03,unknown_user=0.01"
+    "duplicate=0.01,late=0.01:10s,out_of_order=0.01,malformed=0.01,schema=0.03,unknown_user=0.01"
 )
 
 
@@ -195,6 +196,32 @@ def test_late_events_arrive_their_delay_behind_event_time(generate: Generate) ->
         lags.append(datetime.fromisoformat(newest.replace("Z", "+00:00")) - stamp)
     # Windows of 16 events per shard at 8 s per shard event: on-time events lag up to ~2 min.
     behind = [lag for lag in lags if lag > timedelta(minutes=5)]
-    # Late events still held when the run ends are flushed early, the rest lag ~1 hour.
-    assert len(behind) <= late
-    assert sum(lag >= timedelta(minutes=59) for lag in behind) > 0.7 * late > 0
+    # none is drawn in the last hour, so none is flushed early at the end: each lags ~1 hour
+    assert late > 0 and len(behind) == late
+    assert all(lag >= timedelta(minutes=59) for lag in behind)
+
+
+def test_delayed_duplicates_repeat_their_delay_behind_the_original(generate: Generate) -> None:
+    summary, path = generate(events=20_000, duration="20000s", faults="duplicate=0.02:30m")
+    repeated = Counter(summary.truth.duplicates)
+    assert repeated and max(repeated.values()) == 1
+    first: dict[str, datetime] = {}
+    newest = datetime.min.replace(tzinfo=UTC)
+    lags = {}
+    for event in read_records(path)[0]:
+        stamp = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
+        newest = max(newest, stamp)
+        if event["event_id"] in first:
+            lags[event["event_id"]] = newest - first[event["event_id"]]
+        first.setdefault(event["event_id"], stamp)
+    # every repeat arrives once event time has passed its original by the delay (none is
+    # drawn in the stream's last 30 minutes)
+    assert lags.keys() == repeated.keys()
+    assert all(timedelta(minutes=29) <= lag <= timedelta(minutes=32) for lag in lags.values())
+
+
+def test_a_delay_is_only_for_late_and_duplicate() -> None:
+    assert FaultSpec.parse("duplicate=0.01:5m").duplicate_delay_us == 300_000_000
+    assert FaultSpec.parse("duplicate=0.01").duplicate_delay_us is None
+    with pytest.raises(ValueError, match="only late and duplicate"):
+        FaultSpec.parse("malformed=0.01:5m")

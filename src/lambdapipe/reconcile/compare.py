@@ -35,13 +35,14 @@ CAUSES: Final = (
     "speed_incomplete",  # the speed layer has not passed the day (or a session is still open)
     "batch_incomplete",  # the batch layer has not loaded the day
 )
-# What an unexplained contribution was (for the findings): unit kind and what is missing.
+# What an unexplained contribution was (for the findings), as a sentence: `{units}` lists the
+# units of each metric ("512 events, 31 transactions"), `{day}` is the day.
 UNEXPLAINED: Final = {
-    "?missing_in_batch": "accepted by the speed layer, in neither the batch layer's rows nor its "
-    "dead letters (missing data for the day)",
-    "?missing_in_speed": "in the batch layer, in neither the speed layer's rows nor its dead "
-    "letters, though the speed layer has passed the day",
-    "?differs": "different in the two layers with no cause the data shows",
+    "?missing_in_batch": "missing data for {day} in the batch layer: {units} accepted by the "
+    "speed layer, in neither the batch layer's rows nor its dead letters",
+    "?missing_in_speed": "missing data for {day} in the speed layer: {units} in the batch "
+    "layer, in neither the speed layer's rows nor its dead letters, though it has passed the day",
+    "?differs": "{units} of {day} different in the two layers with no cause the data shows",
 }
 STEPS: Final = ("page_view", "product_view", "add_to_cart", "checkout_start", "purchase")
 # metric -> what one unit is, for the findings
@@ -337,7 +338,7 @@ sig_s AS (
     FROM b GROUP BY session_id
 ), differing AS (
     SELECT coalesce(s.session_id, b.session_id) AS session_id, s.sig IS NULL AS no_speed,
-           s.shape IS NOT DISTINCT FROM b.shape AS same_shape
+           b.sig IS NULL AS no_batch, s.shape IS NOT DISTINCT FROM b.shape AS same_shape
     FROM sig_s AS s FULL JOIN sig_b AS b ON s.session_id = b.session_id
     WHERE s.sig IS DISTINCT FROM b.sig
 ), caused AS (
@@ -353,6 +354,8 @@ sig_s AS (
                 ) THEN 'duplicate'
                 WHEN same_shape THEN 'tier'
                 WHEN NOT {{batch_loaded}} THEN 'batch_incomplete'
+                WHEN no_batch THEN '?missing_in_batch'
+                WHEN no_speed THEN '?missing_in_speed'
                 ELSE '?differs' END AS cause
     FROM differing
 ), units AS (
@@ -473,9 +476,14 @@ def _findings(result: Reconciliation, thresholds: Thresholds, with_truth: bool) 
             f"over the threshold {thresholds.max_unexplained} (sum {_n(total)}): {listed}"
             + (" ..." if len(off) > 5 else "")
         )
-        for metric, kinds in result.unexplained_units.items():
-            for kind, n in kinds.items():
-                out.append(f"{n} {UNITS[metric]} of {result.day} {UNEXPLAINED[kind]}")
+        for kind, sentence in UNEXPLAINED.items():
+            units = ", ".join(
+                f"{result.unexplained_units[metric][kind]:,} {name}"
+                for metric, name in UNITS.items()
+                if result.unexplained_units.get(metric, {}).get(kind)
+            )
+            if units:
+                out.append(sentence.format(day=result.day, units=units))
     if with_truth:
         wrong = [
             r

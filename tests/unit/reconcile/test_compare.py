@@ -194,8 +194,10 @@ def test_a_difference_no_data_explains_stays_unexplained_and_fails(
     assert causes(result, "events", "page_view/bronze") == {"unexplained": -1}
     assert result.unexplained_units["events"] == {"?missing_in_batch": 3, "?missing_in_speed": 1}
     assert result.failed and result.status == "failed"
-    assert "missing data for the day" in " ".join(result.findings)
-    assert f"3 events of {DAY} accepted by the speed layer" in " ".join(result.findings)
+    assert result.unexplained_units["sessions"] == {"?missing_in_speed": 1}
+    findings = " ".join(result.findings)
+    assert f"missing data for {DAY} in the batch layer: 3 events accepted by the speed" in findings
+    assert f"missing data for {DAY} in the speed layer: 1 events, 1 sessions in the" in findings
     loose = reconcile(
         DAY,
         speed_rows(store, DAY),

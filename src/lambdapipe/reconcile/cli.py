@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,29 +24,47 @@ from lambdapipe.warehouse.base import Warehouse
 app = typer.Typer(help="Reconciliation: speed vs batch vs truth.", no_args_is_help=True)
 
 
+@contextmanager
+def timed(seconds: dict[str, float], phase: str) -> Iterator[None]:
+    """Add the block's wall seconds to `seconds[phase]`."""
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[phase] = round(seconds.get(phase, 0.0) + time.perf_counter() - began, 3)
+
+
 def reconcile_day(
     store: ServingStore,
     warehouse: Warehouse,
     day: date,
     truth: Path | None,
     settings: Settings,
+    seconds: dict[str, float] | None = None,
 ) -> Reconciliation:
-    """Read both layers' rows of `day` (and the truth file) and compare them."""
+    """Read both layers' rows of `day` (and the truth file) and compare them; each phase's
+    wall seconds go into `seconds` (read_speed, read_batch, compare)."""
     from lambdapipe.reconcile.layers import batch_rows, speed_rows
     from lambdapipe.reconcile.truth import read_truth, truth_metrics
 
+    phases = seconds if seconds is not None else {}
     numbers = truth_metrics(read_truth(truth), day) if truth is not None else None
-    return reconcile(
-        day,
-        speed_rows(store, day),
-        batch_rows(warehouse, day),
-        numbers,
-        lateness=timedelta(seconds=settings.speed.lateness_s),
-        thresholds=Thresholds(
-            Decimal(str(settings.reconcile.max_unexplained)),
-            Decimal(str(settings.reconcile.max_batch_vs_truth)),
-        ),
-    )
+    with timed(phases, "read_speed"):
+        speed = speed_rows(store, day)
+    with timed(phases, "read_batch"):
+        batch = batch_rows(warehouse, day)
+    with timed(phases, "compare"):
+        return reconcile(
+            day,
+            speed,
+            batch,
+            numbers,
+            lateness=timedelta(seconds=settings.speed.lateness_s),
+            thresholds=Thresholds(
+                Decimal(str(settings.reconcile.max_unexplained)),
+                Decimal(str(settings.reconcile.max_batch_vs_truth)),
+            ),
+        )
 
 
 def publish(
@@ -78,14 +99,20 @@ def reconcile_command(
     settings = get_settings()
     resources = Resources(settings)
     at = datetime.now(UTC)
+    seconds: dict[str, float] = {}
     with resources.store(role="reader") as reader, resources.warehouse() as warehouse:
-        result = reconcile_day(reader, warehouse, day, truth, settings)
-        with resources.store() as writer:
+        result = reconcile_day(reader, warehouse, day, truth, settings, seconds)
+        with resources.store() as writer, timed(seconds, "write"):
             publish(result, writer, warehouse, at)
     if as_json:
-        sys.stdout.write(orjson.dumps(json_document(result), option=orjson.OPT_INDENT_2).decode())
+        document = {**json_document(result), "seconds": seconds}
+        sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")
     else:
-        print_report(result, Console())
+        console = Console()
+        print_report(result, console)
+        console.print(
+            "seconds: " + ", ".join(f"{phase} {value:.1f}" for phase, value in seconds.items())
+        )
     if result.failed:
         raise typer.Exit(1)

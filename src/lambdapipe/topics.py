@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
@@ -52,7 +53,9 @@ def admin_client(settings: Settings) -> AdminClient:
 def ensure_topics(settings: Settings, timeout_s: float = 60) -> None:
     """Create the declared topics if missing, and wait until every partition has a leader.
 
-    Retries while a freshly started cluster is still settling (brokers registering).
+    Retries while a freshly started cluster is still settling (brokers registering). A topic
+    that exists with more partitions than `kafka.partitions` is used as it is (every consumer
+    follows all partitions); one with fewer is refused at once: raise its partitions.
     """
     topics = declared_topics(settings)
     rf, _ = settings.kafka.replication
@@ -63,8 +66,9 @@ def ensure_topics(settings: Settings, timeout_s: float = 60) -> None:
     while time.monotonic() < deadline:
         existing = client.list_topics(timeout=10).topics
         missing = [t for t in topics if t.name not in existing]
+        _refuse_fewer_partitions(settings, topics, existing)
         if not missing and all(
-            len(existing[t.name].partitions) == t.partitions
+            len(existing[t.name].partitions) >= t.partitions
             and all(p.leader >= 0 for p in existing[t.name].partitions.values())
             for t in topics
         ):
@@ -88,3 +92,16 @@ def ensure_topics(settings: Settings, timeout_s: float = 60) -> None:
         f"topics {', '.join(names)} not ready within {timeout_s:.0f}s {last_error}",
         hint=f"check that Kafka answers at {settings.kafka.bootstrap} (`lambdapipe status`)",
     )
+
+
+def _refuse_fewer_partitions(settings: Settings, topics: list[Topic], existing: Any) -> None:
+    """A declared topic that exists with fewer partitions than declared: a clear Problem."""
+    for t in topics:
+        have = len(existing[t.name].partitions) if t.name in existing else 0
+        if 0 < have < t.partitions:
+            raise Problem(
+                f"topic {t.name} has {have} partitions, fewer than the {t.partitions} configured"
+                " (kafka.partitions)",
+                hint=f"raise them to {t.partitions} with Kafka's admin tools (kafka-topics --alter"
+                f" --partitions), or set LAMBDAPIPE_KAFKA__PARTITIONS={have}",
+            )

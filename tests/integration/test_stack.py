@@ -12,12 +12,13 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import NewTopic
 
+from lambdapipe.errors import Problem
 from lambdapipe.ingest.cdc import DEBEZIUM_POSTGRES
 from lambdapipe.resources import Resources
 from lambdapipe.runtime.services.postgres import Postgres
 from lambdapipe.runtime.stack import Stack
 from lambdapipe.settings import Settings
-from lambdapipe.topics import admin_client, quiet
+from lambdapipe.topics import admin_client, ensure_topics, quiet
 
 pytestmark = pytest.mark.integration
 
@@ -93,6 +94,22 @@ def test_lambdapipe_topics_exist(settings: Settings) -> None:
     ):
         assert name in topics
         assert len(topics[name].partitions) == settings.kafka.partitions
+
+
+def test_topics_with_more_partitions_are_used_and_fewer_refused(settings: Settings) -> None:
+    n = settings.kafka.partitions
+    more, fewer = new_topic(settings, n + 2), new_topic(settings, 1)
+
+    def with_events_topic(name: str) -> Settings:
+        kafka = settings.kafka.model_copy(update={"events_topic": name})
+        return settings.model_copy(update={"kafka": kafka})
+
+    ensure_topics(with_events_topic(more), timeout_s=20)  # returns at once, changes nothing
+    assert (
+        len(admin_client(settings).list_topics(more, timeout=10).topics[more].partitions) == n + 2
+    )
+    with pytest.raises(Problem, match=f"{fewer} has 1 partitions, fewer than the {n}"):
+        ensure_topics(with_events_topic(fewer), timeout_s=20)
 
 
 def test_postgres_is_ready_for_logical_replication(settings: Settings) -> None:

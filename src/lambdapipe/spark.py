@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -87,6 +88,9 @@ def build_spark(
         .config("spark.sql.streaming.numRecentProgressUpdates", "10")
         .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=WARN")
     )
+    # Python workers run this interpreter (the project's, with lambdapipe installed), not
+    # whichever `python3` is first on PATH; PYSPARK_PYTHON, when set, still chooses
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if master.startswith("local"):
         # on one machine the driver and block manager listen on loopback only, never on the
         # host's network (on a cluster the executors must reach them: the cluster sets these)

@@ -11,17 +11,19 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from lambdapipe.generator.population import users
+from lambdapipe.generator.population import users, watched
 from lambdapipe.ingest import cdc
 from lambdapipe.ingest.churn import ChurnResult, churn
 from lambdapipe.ingest.db import connect_app
 from lambdapipe.ingest.load import load_dimensions
+from lambdapipe.reconcile.truth import read_churn_log
 from lambdapipe.resources import Resources
 from lambdapipe.runtime.stack import Stack
 from lambdapipe.settings import Settings
@@ -146,6 +148,32 @@ def test_tier_updates_each_reach_kafka(dims: Settings) -> None:
     topic.close()
     seen = {(v["after"]["user_id"], v["after"]["updated_at"]) for _, v, _ in messages if v}
     assert {(k, _iso(at)) for k, at in tier_changes} <= seen
+
+
+def test_the_churn_log_has_each_tier_move_at_the_commit_time_debezium_reports(
+    dims: Settings, tmp_path: Path
+) -> None:
+    """The truth re-tiers events by the logged instant, the batch by `source.ts_ms`: equal."""
+    topic = CdcTopic(dims, "users", from_end=True)
+    log = tmp_path / "churn.jsonl"
+    result = churn(dims, rate=0, changes=80, seed=5, watch_share=0.05, log=log)
+    assert len(result.tier_moves) >= 20
+    assert all(watched(user_id, 0.05) for user_id, *_ in result.tier_moves)
+    logged = {(u, new, round(at.timestamp() * 1000)) for u, _, new, at in result.tier_moves}
+
+    def reported(ms: list[tuple[Any, Any, int]]) -> set[tuple[str, str, int]]:
+        return {
+            (v["after"]["user_id"], v["after"]["tier"], v["source"]["ts_ms"])
+            for _, v, _ in ms
+            if v and v["op"] == "u" and v["before"]["tier"] != v["after"]["tier"]
+        }
+
+    messages = topic.read(lambda ms: logged <= reported(ms), timeout_s=60)
+    topic.close()
+    assert logged <= reported(messages)
+    timelines = read_churn_log(log)  # what reconcile reads: the same moves, at the same instants
+    assert sum(len(t.at_ms) for t in timelines.values()) == len(result.tier_moves)
+    assert {(u, t.tiers[-1], t.at_ms[-1]) for u, t in timelines.items() if t.at_ms} <= logged
 
 
 def test_delete_produces_a_delete_event_and_a_tombstone(dims: Settings) -> None:

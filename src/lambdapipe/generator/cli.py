@@ -42,6 +42,10 @@ def generate(
     users: Annotated[int, typer.Option(help="Users in the population")] = 10_000,
     products: Annotated[int, typer.Option(help="Products in the catalogue")] = 1_000,
     metrics_port: Annotated[int, typer.Option(help="Serve Prometheus metrics (0: off)")] = 0,
+    watch_share: Annotated[
+        float,
+        typer.Option(help="Share of users whose events the truth records, for `dims churn`"),
+    ] = 0.0,
 ) -> None:
     """Generate shop traffic: events and transactions, with ground truth and faults."""
     try:
@@ -58,6 +62,7 @@ def generate(
             faults=faults,
             compression=compression,
             truth=truth,
+            watch_share=watch_share,
         )
     except ValueError as problem:
         err.print(f"[bold red]error:[/] {problem}")

@@ -112,6 +112,8 @@ class StreamConfig:
     paced: bool = False
     # another run of the same population: other visits and ids (0: the seed's own stream)
     run: int = 0
+    # the share of users whose every event the truth records (population.watched)
+    watch_share: float = 0.0
 
 
 @dataclass(slots=True)
@@ -157,6 +159,7 @@ class Session:
         rng: random.Random,
         devices: AliasTable,
         browsers: AliasTable,
+        watched: bool = False,
     ) -> None:
         self.user_id = user_id
         self.key = user_id.encode()
@@ -175,6 +178,8 @@ class Session:
         self.last_product = -1
         self.last_ms = -1
         self.truth = SessionTruth(self.session_id, user_id, tier, "")
+        if watched:
+            self.truth.trail = []
 
 
 @lru_cache(maxsize=2)
@@ -206,6 +211,8 @@ class ShardStream:
         people = _users(config.users, config.seed)[config.shard :: config.shards]
         self.user_ids = [u.user_id for u in people]
         self.user_tiers = [pop.tier_index(u.tier) for u in people]
+        share = config.watch_share
+        self.user_watched = [share > 0 and pop.watched(u.user_id, share) for u in people]
         catalogue = _products(config.products, config.seed)
         self.product_ids = [p.product_id for p in catalogue]
         self.product_urls = [f"{SHOP}/p/{p.product_id[:8]}" for p in catalogue]
@@ -224,7 +231,7 @@ class ShardStream:
         )
         self.pacer = Pacer(config.start_us) if config.paced else None
         self.fmt = TimestampFormatter()
-        self.truth = Truth()
+        self.truth = Truth(watch_share=share)
         self.debts = [0] * 9
         self.type_counts = [0] * 9
         self.remaining = config.events // config.shards + (
@@ -253,7 +260,13 @@ class ShardStream:
             index = self.user_choice.sample(rng)
         self.active.add(index)
         return Session(
-            self.user_ids[index], self.user_tiers[index], index, rng, self.devices, self.browsers
+            self.user_ids[index],
+            self.user_tiers[index],
+            index,
+            rng,
+            self.devices,
+            self.browsers,
+            self.user_watched[index],
         )
 
     def _end_session(self, slot: int, session: Session) -> None:
@@ -365,6 +378,8 @@ class ShardStream:
             st.start = ts
         st.events += 1
         st.end = ts
+        if st.trail is not None:
+            st.trail.append([ms, EVENT_TYPES[t]])
         if t == PV:
             st.funnel |= 1
             event["page_url"] = PAGES[int(rng.random() * len(PAGES))]
@@ -459,6 +474,8 @@ class ShardStream:
         st.gross_bookings_cents += total
         if s.order[1] == "completed":
             st.revenue_cents += total
+        if st.trail is not None:
+            st.trail[-1] += [money(total), s.order[1]]
         self.truth.add_transaction(ms, tier, total, s.order[1])
 
     def _fault(

@@ -146,6 +146,13 @@ class Product:
         return dataclasses.asdict(self)
 
 
+def watched(user_id: str, share: float) -> bool:
+    """Whether `user_id` is among the `share` of users whose tier churn may move and whose every
+    event the truth records (docs/generator.md#tier-churn): a function of the id alone, so the
+    generator and `dims churn` agree without sharing a list."""
+    return int(user_id[:8], 16) < share * 2**32
+
+
 def tier_index(tier: str) -> int:
     """Position of a tier name in TIERS."""
     return TIERS.index(tier)

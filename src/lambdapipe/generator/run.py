@@ -51,6 +51,7 @@ class RunConfig:
     truth_path: Path | None = None
     kafka: dict[str, str] = field(default_factory=dict)
     run: int = 0  # the same population's n-th run: other visits, other event ids
+    watch_share: float = 0.0  # users whose every event the truth records (tier churn)
 
 
 @dataclass(slots=True)
@@ -86,12 +87,17 @@ def plan(
     faults: str = "",
     compression: str = "lz4",
     truth: Path | None = None,
+    watch_share: float = 0.0,
 ) -> RunConfig:
     """Resolve CLI arguments into a RunConfig.
 
     Event time advances 1/rate per event when pacing (event time follows the wall clock); with
     rate 0 it spreads `events` over `duration` when both are given, else 1 ms per event.
+    `watch_share`: the share of users (`population.watched`) whose every event the truth
+    records, so that it can follow their tiers through `dims churn --watch-share`.
     """
+    if not 0 <= watch_share <= 1:
+        raise ValueError(f"the watched share {watch_share} is not between 0 and 1")
     duration_us = parse_duration(duration) if duration else None
     if rate > 0:
         step_us = 1e6 / rate
@@ -117,6 +123,7 @@ def plan(
         compression=compression,
         paced=rate > 0,
         truth_path=truth,
+        watch_share=watch_share,
     )
 
 
@@ -144,6 +151,7 @@ def stream_configs(config: RunConfig) -> list[StreamConfig]:
             faults=config.faults,
             paced=config.paced,
             run=config.run,
+            watch_share=config.watch_share,
         )
         for shard in range(SHARDS)
     ]

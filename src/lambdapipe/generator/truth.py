@@ -54,6 +54,9 @@ class SessionTruth:
     gross_bookings_cents: int = 0
     revenue_cents: int = 0
     funnel: int = 0  # bit i set: the session has an event of step FUNNEL[i + 1]
+    # a watched user's session (docs/generator.md#tier-churn): each event as [epoch ms, type],
+    # a purchase as [ms, "purchase", total_amount, status] (its transaction); else None
+    trail: list[list[Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -72,6 +75,7 @@ class Truth:
     duplicates: list[str] = field(default_factory=list)
     late: int = 0
     out_of_order: int = 0
+    watch_share: float = 0.0  # the share of users whose sessions carry a trail
 
     def day_counts(self, ms: int) -> list[int]:
         """The event counters of the day containing `ms`, created on first use."""
@@ -119,6 +123,7 @@ class Truth:
         self.duplicates.extend(other.duplicates)
         self.late += other.late
         self.out_of_order += other.out_of_order
+        self.watch_share = max(self.watch_share, other.watch_share)
 
     def totals_by_type(self) -> dict[str, int]:
         """Valid events per event type over all days and tiers."""
@@ -192,6 +197,19 @@ class Truth:
                 }
                 for s in self.sessions
             ],
+            "watched": {
+                "share": self.watch_share,
+                "sessions": [
+                    {
+                        "session_id": s.session_id,
+                        "user_id": s.user_id,
+                        "tier": TRUTH_TIERS[s.tier],
+                        "events": s.trail,
+                    }
+                    for s in self.sessions
+                    if s.trail
+                ],
+            },
         }
 
 

@@ -3,6 +3,12 @@
 Mix of changes (per change): tier moves 55% (upgrades twice as likely as downgrades), price
 changes 25% (within -20%..+20%, never below cost), deactivations 5%, new users 15%. Each change
 is its own committed transaction, as in the shop's OLTP.
+
+With `watch_share`, tier moves pick only the watched users (`population.watched`: those whose
+every event the generator's truth records), and with `log` every tier move is written, as it
+commits, to a JSON-lines churn log with its commit time as Debezium reports it (`source.ts_ms`,
+from PostgreSQL's commit timestamps): the truth re-tiered by that log is what the batch layer,
+enriching as of event time, must show (docs/generator.md#tier-churn).
 """
 
 from __future__ import annotations
@@ -10,15 +16,19 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import IO
 
+import orjson
 import psycopg
 
 from lambdapipe.errors import Problem
-from lambdapipe.generator.population import TIERS
+from lambdapipe.generator.population import TIERS, watched
 from lambdapipe.ingest.db import connect_app
 from lambdapipe.settings import Settings
 
@@ -34,6 +44,8 @@ class ChurnResult:
 
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     changes: list[tuple[str, str, str]] = field(default_factory=list)
+    # with a log: every tier move as (user_id, old tier, new tier, committed at, ms precision)
+    tier_moves: list[tuple[str, str, str, datetime]] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -57,15 +69,18 @@ def churn(
     changes: int | None = None,
     seed: int = 0,
     on_change: Callable[[ChurnResult], None] | None = None,
+    watch_share: float | None = None,
+    log: Path | None = None,
 ) -> ChurnResult:
     """Commit `rate` changes per second for `duration_s` seconds or `changes` changes.
 
     The sequence is a function of the seed and of the shop it starts from: the same seed on the
     same database repeats itself, and a rerun on a database an earlier run changed draws anew.
+    `watch_share`: tier moves only for the watched users; `log`: the churn log to write.
     """
     result = ChurnResult()
     began = time.monotonic()
-    with connect_app(settings, autocommit=True) as conn:
+    with connect_app(settings, autocommit=True) as conn, _opened(log) as journal:
         user_ids = [str(r[0]) for r in conn.execute("SELECT user_id FROM users").fetchall()]
         product_ids = [
             str(r[0]) for r in conn.execute("SELECT product_id FROM products").fetchall()
@@ -73,7 +88,17 @@ def churn(
         if not user_ids or not product_ids:
             raise Problem("no dimensions to churn", hint="run `lambdapipe dims load` first")
         rng = churn_rng(seed, len(user_ids), len(product_ids))
-        shop = Shop(conn, user_ids, set(user_ids), product_ids)
+        movable = (
+            user_ids if watch_share is None else [u for u in user_ids if watched(u, watch_share)]
+        )
+        if not movable:
+            raise Problem(
+                f"no user of the {len(user_ids):,} is in the watched share {watch_share}",
+                hint="give a larger --watch-share",
+            )
+        shop = Shop(conn, user_ids, set(user_ids), product_ids, movable, journal, result)
+        if journal is not None:
+            _start_log(shop)
         n = 0
         while (changes is None or n < changes) and (
             duration_s is None or time.monotonic() - began < duration_s
@@ -126,21 +151,82 @@ class Shop:
     user_ids: list[str]
     taken: set[str]
     product_ids: list[str]
+    movable: list[str]  # the users whose tier may move (all, or the watched ones)
+    journal: IO[bytes] | None = None  # the churn log
+    result: ChurnResult | None = None
+
+
+@contextmanager
+def _opened(log: Path | None) -> Iterator[IO[bytes] | None]:
+    if log is None:
+        yield None
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as journal:
+        yield journal
+
+
+def _start_log(shop: Shop) -> None:
+    """The log's first lines: each movable user's tier before churn changes anything (an earlier
+    run may have moved it), after checking that commit times can be read back."""
+    (on,) = shop.conn.execute("SHOW track_commit_timestamp").fetchone() or ("off",)
+    if on != "on":
+        raise Problem(
+            "PostgreSQL does not record commit times (track_commit_timestamp is off), so churn "
+            "cannot log when each tier move committed",
+            hint="restart PostgreSQL with the stack's configuration: "
+            "`lambdapipe down` then `lambdapipe up`",
+        )
+    movable = set(shop.movable)
+    rows = shop.conn.execute("SELECT user_id::text, tier FROM users ORDER BY user_id").fetchall()
+    for user_id, tier in rows:
+        if str(user_id) in movable:
+            _log(shop, {"user_id": str(user_id), "tier": str(tier)})
+
+
+def _log(shop: Shop, line: dict[str, str]) -> None:
+    assert shop.journal is not None
+    shop.journal.write(orjson.dumps(line) + b"\n")
+    shop.journal.flush()  # a churn cut short keeps every move it committed
 
 
 Change = tuple[str, str, str]
 
 
 def move_tier(shop: Shop, rng: random.Random) -> Change | None:
-    """One user one step up or down the tier ladder."""
-    user_id = rng.choice(shop.user_ids)
+    """One user one step up or down the tier ladder (logged with its commit time)."""
+    user_id = rng.choice(shop.movable)
     row = shop.conn.execute(
-        "UPDATE users SET tier = CASE tier "
+        "UPDATE users AS u SET tier = CASE old.tier "
         + " ".join(f"WHEN '{t}' THEN %s" for t in TIERS)
-        + " END WHERE user_id = %s RETURNING updated_at",
+        + " END FROM users AS old WHERE old.user_id = u.user_id AND u.user_id = %s"
+        " RETURNING u.updated_at, old.tier, u.tier, u.xmin::text",
         (*(next_tier(t, rng) for t in TIERS), user_id),
     ).fetchone()
-    return _change("users", user_id, row)
+    if row is not None and shop.journal is not None:
+        _, old, new, xid = row
+        committed = committed_at(shop.conn, str(xid))
+        _log(
+            shop,
+            {"user_id": user_id, "from": str(old), "to": str(new), "committed_at": iso(committed)},
+        )
+        if shop.result is not None:
+            shop.result.tier_moves.append((user_id, str(old), str(new), committed))
+    return _change("users", user_id, row[:1] if row is not None else None)
+
+
+def committed_at(conn: psycopg.Connection[tuple[object, ...]], xid: str) -> datetime:
+    """When transaction `xid` committed, to the millisecond below, as Debezium's `source.ts_ms`
+    says it (both read the commit record's time)."""
+    (at,) = conn.execute("SELECT pg_xact_commit_timestamp(%s::xid)", (xid,)).fetchone() or (None,)
+    if not isinstance(at, datetime):
+        raise Problem(f"PostgreSQL has no commit time for transaction {xid}")
+    return at.astimezone(UTC).replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+def iso(at: datetime) -> str:
+    """An instant as ISO 8601 UTC with milliseconds: 2026-03-02T10:00:00.123Z."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
 
 def change_price(shop: Shop, rng: random.Random) -> Change | None:

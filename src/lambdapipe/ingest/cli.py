@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -60,6 +61,13 @@ def dims_churn(
     duration: Annotated[float | None, typer.Option(help="seconds to run")] = None,
     changes: Annotated[int | None, typer.Option(help="number of changes")] = None,
     seed: Annotated[int, typer.Option(help="seed of the change sequence")] = 0,
+    watch_share: Annotated[
+        float | None,
+        typer.Option(help="move only the tiers of this share of users (`generate --watch-share`)"),
+    ] = None,
+    log: Annotated[
+        Path | None, typer.Option(help="write every tier move and its commit time here (JSONL)")
+    ] = None,
 ) -> None:
     """Tier moves, price changes, deactivations and new users, at a steady rate."""
     if duration is None and changes is None:
@@ -69,7 +77,16 @@ def dims_churn(
         def show(result: ChurnResult) -> None:
             spinner.update(f"churning… {result.total:,} changes committed")
 
-        result = churn(get_settings(), rate, duration, changes, seed, on_change=show)
+        result = churn(
+            get_settings(),
+            rate,
+            duration,
+            changes,
+            seed,
+            on_change=show,
+            watch_share=watch_share,
+            log=log,
+        )
     console.print(
         f"{result.total:,} changes in {result.seconds:.1f}s "
         f"({result.total / max(result.seconds, 1e-9):,.1f}/s): "

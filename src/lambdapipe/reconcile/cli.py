@@ -1,4 +1,5 @@
-"""`lambdapipe reconcile --date D [--truth FILE] [--json]`: speed vs batch vs truth for a day."""
+"""`lambdapipe reconcile --date D [--truth FILE [--churn LOG]] [--json]`: speed vs batch vs truth
+for a day."""
 
 from __future__ import annotations
 
@@ -41,14 +42,23 @@ def reconcile_day(
     truth: Path | None,
     settings: Settings,
     seconds: dict[str, float] | None = None,
+    churn: Path | None = None,
 ) -> Reconciliation:
-    """Read both layers' rows of `day` (and the truth file) and compare them; each phase's
-    wall seconds go into `seconds` (read_speed, read_batch, compare)."""
+    """Read both layers' rows of `day` (and the truth file, re-tiered by the churn log) and
+    compare them; each phase's wall seconds go into `seconds` (read_speed, read_batch,
+    compare)."""
     from lambdapipe.reconcile.layers import batch_rows, speed_rows
-    from lambdapipe.reconcile.truth import read_truth, truth_metrics
+    from lambdapipe.reconcile.truth import read_churn_log, read_truth, retiered, truth_metrics
 
     phases = seconds if seconds is not None else {}
-    numbers = truth_metrics(read_truth(truth), day) if truth is not None else None
+    if churn is not None and truth is None:
+        raise Problem("--churn needs --truth: the churn log re-tiers the generator's truth")
+    numbers = None
+    if truth is not None:
+        doc = read_truth(truth)
+        if churn is not None:
+            doc = retiered(doc, read_churn_log(churn))
+        numbers = truth_metrics(doc, day)
     with timed(phases, "read_speed"):
         speed = speed_rows(store, day)
     with timed(phases, "read_batch"):
@@ -84,6 +94,10 @@ def reconcile_command(
     truth: Annotated[
         Path | None, typer.Option("--truth", help="the generator's truth file, for three ways")
     ] = None,
+    churn: Annotated[
+        Path | None,
+        typer.Option("--churn", help="the churn log (`dims churn --log`) the truth follows"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Compare the speed and batch layers (and the truth) for a day; every difference is
@@ -101,7 +115,7 @@ def reconcile_command(
     at = datetime.now(UTC)
     seconds: dict[str, float] = {}
     with resources.store(role="reader") as reader, resources.warehouse() as warehouse:
-        result = reconcile_day(reader, warehouse, day, truth, settings, seconds)
+        result = reconcile_day(reader, warehouse, day, truth, settings, seconds, churn)
         with resources.store() as writer, timed(seconds, "write"):
             publish(result, writer, warehouse, at)
     if as_json:

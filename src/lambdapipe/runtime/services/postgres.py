@@ -69,6 +69,8 @@ class Postgres(Service):
                     f"port = {cfg.port}",
                     f"unix_socket_directories = '{self.socket_dir}'",
                     "wal_level = logical",
+                    # `dims churn --log` reads each tier move's commit time back (Debezium's ts_ms)
+                    "track_commit_timestamp = on",
                     "max_replication_slots = 10",
                     "max_wal_senders = 10",
                     # bounds the WAL an abandoned replication slot can hold on disk

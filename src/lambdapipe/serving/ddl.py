@@ -73,6 +73,24 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Projection:
+    """A second sort order of some columns of a rollup, in its own granules, kept in the same
+    parts (so a REPLACE PARTITION swaps both at once); ClickHouse reads it for the queries that
+    need only its columns and filter on its key."""
+
+    name: str
+    columns: tuple[str, ...]
+    order_by: str
+    index_granularity: int = 8192
+
+    def ddl(self) -> str:
+        return (
+            f"PROJECTION {self.name} (SELECT {', '.join(self.columns)} ORDER BY {self.order_by})"
+            f" WITH SETTINGS (index_granularity = {self.index_granularity})"
+        )
+
+
+@dataclass(frozen=True)
 class MaterializedView:
     """An aggregating MV: its target AggregatingMergeTree table and the SELECT that feeds it.
 
@@ -90,24 +108,36 @@ class MaterializedView:
     into: str | None = None
     ttl: str | None = None
     index_granularity: int = 8192
+    projection: Projection | None = None
 
     @property
     def target(self) -> str:
         """The table the MV writes to; queries read it with -Merge functions."""
         return self.into or f"{self.name.removesuffix('_mv')}_agg"
 
+    def body(self) -> str:
+        """The columns (and projection) of the target, as in CREATE TABLE (...)."""
+        cols = [f"`{name}` {kind}" for name, kind in self.columns]
+        if self.projection:
+            cols.append(self.projection.ddl())
+        return ",\n    ".join(cols)
+
+    def settings(self) -> str:
+        """The target's SETTINGS: its granularity, and for a projection its rebuild at merges
+        (an AggregatingMergeTree refuses a projection otherwise)."""
+        rebuild = ", deduplicate_merge_projection_mode = 'rebuild'" if self.projection else ""
+        return f"index_granularity = {self.index_granularity}{rebuild}"
+
     def ddl(self) -> tuple[str, str]:
         """CREATE TABLE for the target, then CREATE MATERIALIZED VIEW ... TO it."""
-        cols = ",\n    ".join(f"`{name}` {kind}" for name, kind in self.columns)
         ttl = f"TTL {self.ttl}\n" if self.ttl else ""
         table = (
-            f"CREATE TABLE IF NOT EXISTS {self.target} (\n    {cols}\n)\n"
+            f"CREATE TABLE IF NOT EXISTS {self.target} (\n    {self.body()}\n)\n"
             f"ENGINE = AggregatingMergeTree\n"
             f"PARTITION BY {self.partition_by}\n"
             f"ORDER BY ({self.order_by})\n"
             f"{ttl}"
-            f"SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}, "
-            f"index_granularity = {self.index_granularity}"
+            f"SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}, {self.settings()}"
         )
         view = (
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {self.name} TO {self.target} AS\n{self.select}"
@@ -298,11 +328,18 @@ GROUP BY day, user_tier, device_type""",
             ("viewers", _agg(DISTINCT, "UUID")),
             ("buyers", _agg(DISTINCT, "UUID")),
         ),
-        # Product first: the top-N query ranks on the sums, then reads the distinct-count states
-        # of N products only, a few small granules instead of every product of every day.
+        # Product first in granules of 32 rows: the top-N query reads the distinct-count states
+        # of N products only, a few small granules per day instead of every product's. It ranks
+        # on the sums' projection, day first in large granules: ranking 10K products over 30
+        # days in granules of 32 rows read ~10K granules (~0.2-0.4 s), the projection ~40.
         order_by="product_id, day",
         partition_by="toYYYYMM(day)",
         index_granularity=32,
+        projection=Projection(
+            "by_day",
+            ("day", "product_id", "views", "add_to_carts", "purchases", "units", "revenue"),
+            "(day, product_id)",
+        ),
         select=f"""SELECT
     toDate(timestamp) AS day,
     assumeNotNull(product_id) AS product_id,
@@ -437,13 +474,12 @@ class BatchTwin:
     def ddl(self, name: str) -> str:
         """CREATE TABLE of the twin (or of its staging table: same structure, so REPLACE
         PARTITION accepts it)."""
-        cols = ",\n    ".join(f"`{column}` {kind}" for column, kind in self.view.columns)
         return (
-            f"CREATE TABLE IF NOT EXISTS {name} (\n    {cols}\n)\n"
+            f"CREATE TABLE IF NOT EXISTS {name} (\n    {self.view.body()}\n)\n"
             f"ENGINE = AggregatingMergeTree\n"
             f"PARTITION BY {self.day}\n"
             f"ORDER BY ({self.view.order_by})\n"
-            f"SETTINGS index_granularity = {self.view.index_granularity}"
+            f"SETTINGS {self.view.settings()}"
         )
 
 
@@ -517,3 +553,28 @@ def schema_statements(retention_days: int) -> list[str]:
             targets.add(view.target)
         statements.append(mv)
     return [*statements, SPEED_WATERMARKS_DDL, *batch_statements()]
+
+
+def upgrade_statements(tables: dict[str, str]) -> list[str]:
+    """What brings a store to this layout, keeping every row: `tables` maps each existing
+    table to its CREATE statement. A rollup or twin created before its projection gets it
+    (added, then built for the parts it already has: a mutation, waited for); a twin's staging
+    table is dropped and created anew (it holds no rows between publications)."""
+    statements = []
+    for view in MATERIALIZED_VIEWS:
+        if view.projection is None:
+            continue
+        twin = next((t for t in BATCH_TWINS if t.view is view), None)
+        for table in (view.target, *((twin.name,) if twin else ())):
+            created = tables.get(table)
+            if created is None or f"PROJECTION {view.projection.name} " in created:
+                continue
+            statements += [
+                f"ALTER TABLE {table} MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild'",
+                f"ALTER TABLE {table} ADD PROJECTION IF NOT EXISTS {view.projection.ddl()[11:]}",
+                f"ALTER TABLE {table} MATERIALIZE PROJECTION {view.projection.name} "
+                "SETTINGS mutations_sync = 2",
+            ]
+        if twin and twin.staging in tables and "PROJECTION" not in tables[twin.staging]:
+            statements.append(f"DROP TABLE {twin.staging}")
+    return statements

@@ -70,11 +70,9 @@ def dimension_statements() -> list[str]:
     return [dimension.ddl() for dimension in DIMENSIONS]
 
 
-# The products a query shows (`ids`: a subquery or CTE of product_id UUIDs), FINAL for those
-# keys only: what `LEFT JOIN ... ON d.product_id = <alias>.product_id` reads. `known` is false
-# (the default of a missing row) for a product the dimension has not seen.
-PRODUCT_NAMES_OF: Final = """(
+# The catalogue's names, FINAL: what `LEFT JOIN ... ON d.product_id = <alias>.product_id`
+# reads. `known` is false (the default of a missing row) for a product the dimension has not seen.
+PRODUCT_NAMES: Final = """(
     SELECT product_id, name, category, true AS known
     FROM products_dim FINAL
-    WHERE product_id IN {ids}
 )"""

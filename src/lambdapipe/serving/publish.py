@@ -144,6 +144,16 @@ def _day_rows(store: ServingStore, table: str, day_of: str, day: date) -> int:
     return int(rows[0]["n"])
 
 
+def _check_unbroken(store: ServingStore, day: date) -> None:
+    done = published(store)
+    if not done.allows(day):
+        raise Problem(
+            f"{day} is not next to the published days ({done.first}..{done.watermark}): "
+            "the published days must stay one unbroken range",
+            hint="publish the days in between too (lambdapipe batch publish --from A --to B)",
+        )
+
+
 def publish_day(store: ServingStore, curated: CuratedDay, *, force: bool = False) -> Publication:
     """Replace `curated.day` in every batch twin, then record the publication (the watermark).
 
@@ -153,13 +163,7 @@ def publish_day(store: ServingStore, curated: CuratedDay, *, force: bool = False
     previous = run_of(store, day)
     if previous == curated.run_id and not force:
         return Publication(day, curated.run_id, False, previous)
-    done = published(store)
-    if not done.allows(day):
-        raise Problem(
-            f"{day} is not next to the published days ({done.first}..{done.watermark}): "
-            "the published days must stay one unbroken range",
-            hint="publish the days in between too (lambdapipe batch publish --from A --to B)",
-        )
+    _check_unbroken(store, day)
     missing = sorted(set(STAGED_SOURCES) - set(curated.rows))
     if missing:
         raise Problem(f"{day}: no curated rows given for {', '.join(missing)}")
@@ -167,6 +171,31 @@ def publish_day(store: ServingStore, curated: CuratedDay, *, force: bool = False
         realtime.removesuffix("_realtime"): _stage(store, realtime, curated.rows[realtime])
         for realtime in STAGED_SOURCES
     }
+    return _swap_in(store, day, curated.run_id, previous, counts)
+
+
+def publish_staged(
+    store: ServingStore, day: date, run_id: str, *, force: bool = False
+) -> Publication:
+    """`publish_day` for rows the caller already put in the staging tables
+    (`STAGED_SOURCES`, e.g. with an INSERT ... SELECT inside the store)."""
+    previous = run_of(store, day)
+    if previous == run_id and not force:
+        return Publication(day, run_id, False, previous)
+    _check_unbroken(store, day)
+    counts = {
+        realtime.removesuffix("_realtime"): int(
+            store.query_rows(f"SELECT count() AS n FROM {staging}")[0]["n"]
+        )
+        for realtime, staging in STAGED_SOURCES.items()
+    }
+    return _swap_in(store, day, run_id, previous, counts)
+
+
+def _swap_in(
+    store: ServingStore, day: date, run_id: str, previous: str | None, counts: dict[str, int]
+) -> Publication:
+    """Build every twin's day from the staged rows, swap it in, record the publication."""
     for twin in BATCH_TWINS:
         store.execute(f"TRUNCATE TABLE {twin.staging}")
         source = STAGED_SOURCES[twin.view.source]
@@ -187,11 +216,11 @@ def publish_day(store: ServingStore, curated: CuratedDay, *, force: bool = False
         "{run:String}, now64(3), mapFromArrays({tables:Array(String)}, {counts:Array(UInt64)})",
         {
             "day": day,
-            "run": curated.run_id,
+            "run": run_id,
             "tables": list(counts),
             "counts": list(counts.values()),
         },
     )
     for staging in (*STAGED_SOURCES.values(), *(twin.staging for twin in BATCH_TWINS)):
         store.execute(f"TRUNCATE TABLE {staging}")
-    return Publication(day, curated.run_id, True, previous, counts)
+    return Publication(day, run_id, True, previous, counts)

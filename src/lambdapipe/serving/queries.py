@@ -24,7 +24,7 @@ from lambdapipe.serving.ddl import (
     PUBLICATIONS,
     WATERMARK_SQL,
 )
-from lambdapipe.serving.dimensions import PRODUCT_NAMES_OF
+from lambdapipe.serving.dimensions import PRODUCT_NAMES
 from lambdapipe.serving.store import ServingStore
 
 Source = Literal["merged", "realtime", "batch"]
@@ -157,8 +157,10 @@ def tier_performance(
     return _answer_rows(store.query_rows(TIERS_SQL, {"start": start, "end": end, "source": source}))
 
 
-# Rank on the cheap sums first; merge the distinct-count states of the top rows only. Names and
-# categories come from the dimension (FINAL, the top rows' keys only); unknown: the id, no category.
+# Rank on one sum (read from the rollups' day-first projection), then merge the distinct-count
+# states of the top rows only (product-first granules). Names and categories come from the
+# dimension, FINAL, all of it: filtering it by the top rows' keys ranked a second time (~2x);
+# unknown: the id, no category.
 _PRODUCT_ROWS: Final = _rows_of("product_performance_agg", _DAYS)
 TOP_PRODUCTS_SQL: Final = f"""
 WITH {_BOUNDS},
@@ -183,7 +185,7 @@ SELECT
     arraySort(groupUniqArray(a.source)) AS sources,
     {_WATERMARK}
 FROM {_PRODUCT_ROWS} AS a
-LEFT JOIN {PRODUCT_NAMES_OF.format(ids="top")} AS d ON d.product_id = a.product_id
+LEFT JOIN {PRODUCT_NAMES} AS d ON d.product_id = a.product_id
 WHERE a.product_id IN top
 GROUP BY a.product_id
 ORDER BY {{metric:Identifier}} DESC, product_id"""

@@ -17,7 +17,7 @@ from uuid import UUID
 
 import pyarrow as pa
 
-from lambdapipe.serving.ddl import schema_statements
+from lambdapipe.serving.ddl import schema_statements, upgrade_statements
 from lambdapipe.serving.dimensions import dimension_statements
 
 Params = Mapping[str, Any]
@@ -118,7 +118,14 @@ class ServingStore(ABC):
         nothing that reaches outside the engine; else raise `Refused`."""
 
     def create_schema(self, retention_days: int) -> None:
-        """Create every table, materialized view and dimension table that does not exist yet."""
+        """Upgrade an older layout (`upgrade_statements`), then create every table,
+        materialized view and dimension table that does not exist yet."""
+        rows = self.query_rows(
+            "SELECT name, create_table_query FROM system.tables WHERE database = currentDatabase()"
+        )
+        created = {str(row["name"]): str(row["create_table_query"]) for row in rows}
+        for statement in upgrade_statements(created):
+            self.execute(statement)
         for statement in [*schema_statements(retention_days), *dimension_statements()]:
             self.execute(statement)
 

@@ -3,6 +3,7 @@ merged answers at the watermark, exactly once per (day, run), and atomic re-publ
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import threading
 from datetime import UTC, date, datetime, time, timedelta
@@ -17,7 +18,7 @@ from bench.serving_sample import Batch, make_batch
 from lambdapipe.errors import Problem
 from lambdapipe.serving import queries
 from lambdapipe.serving.api import create_app
-from lambdapipe.serving.ddl import BATCH_TWINS, PUBLICATIONS, BatchTwin
+from lambdapipe.serving.ddl import BATCH_TWINS, PUBLICATIONS, BatchTwin, upgrade_statements
 from lambdapipe.serving.embedded import EmbeddedStore
 from lambdapipe.serving.publish import (
     CuratedDay,
@@ -279,3 +280,46 @@ def test_every_api_route_takes_the_source(store: EmbeddedStore) -> None:
         ]
         activity = client.get("/api/activity?source=batch").json()
         assert activity["watermark"] == DAY.isoformat() and activity["source"] == "batch"
+
+
+def test_a_store_from_before_the_product_projection_is_upgraded_keeping_its_answers(
+    store: EmbeddedStore,
+) -> None:
+    # The product rollup, its twin and the twin's staging as they were created before the
+    # projection (same columns and key, no projection), holding a published day and realtime.
+    view = next(t.view for t in BATCH_TWINS if t.view.projection is not None)
+    twin = next(t for t in BATCH_TWINS if t.view is view)
+    old = dataclasses.replace(view, projection=None)
+    store.execute(f"DROP VIEW {view.name}")
+    for table in (view.target, twin.name, twin.staging):
+        store.execute(f"DROP TABLE {table}")
+    table_ddl, view_ddl = old.ddl()
+    store.execute(table_ddl)
+    store.execute(view_ddl)
+    old_twin = dataclasses.replace(twin, view=old)
+    for table in (twin.name, twin.staging):
+        store.execute(old_twin.ddl(table))
+    publish_day(store, as_curated(day_batch(DAY, seed=31), DAY, "old"))
+    load(store, day_batch(NEXT, seed=32), "old:realtime")
+    before = queries.top_products(store, DAY, NEXT, "revenue", 10)
+    assert before and {"batch", "realtime"} <= {s for row in before for s in row["sources"]}
+
+    store.create_schema(retention_days=30)
+
+    projections = store.query_rows(
+        "SELECT DISTINCT table FROM system.projection_parts WHERE active AND name = {name:String}",
+        {"name": view.projection.name},
+    )
+    assert {row["table"] for row in projections} == {view.target, twin.name}
+    assert queries.top_products(store, DAY, NEXT, "revenue", 10) == before
+    # publishing after the upgrade swaps in days from the new staging table
+    publish_day(store, as_curated(day_batch(DAY, seed=31), DAY, "new"))
+    assert queries.top_products(store, DAY, NEXT, "revenue", 10) == before
+    assert upgrade_statements(created_tables(store)) == []
+
+
+def created_tables(store: EmbeddedStore) -> dict[str, str]:
+    rows = store.query_rows(
+        "SELECT name, create_table_query FROM system.tables WHERE database = currentDatabase()"
+    )
+    return {str(row["name"]): str(row["create_table_query"]) for row in rows}

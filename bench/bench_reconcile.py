@@ -61,6 +61,7 @@ MALFORMED = 5_000
 # accepted twice by speed (88: a purchase); users k % 499 == 3 have another tier in speed
 LATE = (7, 87)
 TWICE = (13, 88)
+CHUNK = 500_000  # events per INSERT ... SELECT into the store (whole sessions)
 STATUSES = ("completed",) * 7 + ("pending", "refunded", "failed")
 
 
@@ -162,42 +163,15 @@ def transaction_columns(d: Dialect, columns: dict[str, str]) -> dict[str, str]:
 
 def fill_store(store: ServingStore, day: date, events: int) -> None:
     """The speed layer's day: every event but the late ones, some twice, some tiers changed;
-    its sessions grouped by session id; the late ones' and the malformed dead letters."""
+    its sessions grouped by session id; the late ones' and the malformed dead letters. In
+    chunks of events (whole sessions), each statement within the store's query timeout."""
     d = Dialect("clickhouse")
     columns = event_columns(d, day, events)
     user = user_of(d.div("i", SESSION_EVENTS))
     speed = {**columns, "user_tier": speed_tier(columns["user_tier"], user)}
     del speed["session_start"]
-    rows = (
-        f"(SELECT number AS i FROM numbers({events}) WHERE i % 1000 NOT IN {LATE} "
-        f"UNION ALL SELECT number FROM numbers({events}) WHERE number % 1000 IN {TWICE})"
-    )
     names = ", ".join(speed)
-    store.execute(
-        f"INSERT INTO user_events_realtime ({names}) SELECT {', '.join(speed.values())} FROM {rows}"
-    )
     tx = transaction_columns(d, speed)
-    store.execute(
-        f"INSERT INTO transactions_realtime ({', '.join(tx)}) "
-        f"SELECT {', '.join(tx.values())} FROM {rows} WHERE {is_purchase('i')}"
-    )
-    # one event the next morning: the speed layer has passed the day and its lateness
-    after = {**speed, "timestamp": d.at(f"{_ms(day + timedelta(days=1))} + 7200000")}
-    store.execute(
-        f"INSERT INTO user_events_realtime ({names}) "
-        f"SELECT {', '.join(after.values())} FROM (SELECT {events} AS i)"
-    )
-    store.execute(
-        "INSERT INTO user_sessions_realtime (session_id, user_id, session_start, session_end, "
-        f"event_count, user_tier, {', '.join(FUNNEL_COUNTS)}) "
-        "SELECT session_id, any(user_id), min(timestamp), max(timestamp), count(), "
-        "any(user_tier), "
-        + ", ".join(
-            f"countIf(event_type = '{kind}')"
-            for kind in ("page_view", "product_view", "add_to_cart", "checkout_start", "purchase")
-        )
-        + " FROM user_events_realtime GROUP BY session_id"
-    )
     late_at = d.at(f"{_ms(day + timedelta(days=1))} + 3600000")
 
     def raw(key: str, uuid: str) -> str:
@@ -215,17 +189,48 @@ def fill_store(store: ServingStore, day: date, events: int) -> None:
         ]
         return f"concat({', '.join(parts)})"
 
-    for topic, condition, key, uuid in (
-        ("events", f"i % 1000 IN {LATE}", "event_id", columns["event_id"]),
-        ("transactions", f"i % 1000 = {LATE[1]}", "transaction_id", tx["transaction_id"]),
-    ):
-        store.execute(
-            "INSERT INTO dead_letters_realtime (dead_lettered_at, source_topic, source_partition, "
-            "source_offset, reason, detail, raw) "
-            f"SELECT {late_at}, '{topic}', i % 6, i, 'late', 'beyond the lateness', "
-            f"{raw(key, uuid)} "
-            f"FROM (SELECT number AS i FROM numbers({events})) WHERE {condition}"
+    counts = ", ".join(
+        f"countIf(event_type = '{kind}')"
+        for kind in ("page_view", "product_view", "add_to_cart", "checkout_start", "purchase")
+    )
+    for start in range(0, events, CHUNK):
+        chunk = f"numbers({start}, {min(CHUNK, events - start)})"
+        rows = (
+            f"(SELECT number AS i FROM {chunk} WHERE i % 1000 NOT IN {LATE} "
+            f"UNION ALL SELECT number FROM {chunk} WHERE number % 1000 IN {TWICE})"
         )
+        store.execute(
+            f"INSERT INTO user_events_realtime ({names}) "
+            f"SELECT {', '.join(speed.values())} FROM {rows}"
+        )
+        store.execute(
+            f"INSERT INTO transactions_realtime ({', '.join(tx)}) "
+            f"SELECT {', '.join(tx.values())} FROM {rows} WHERE {is_purchase('i')}"
+        )
+        store.execute(
+            "INSERT INTO user_sessions_realtime (session_id, user_id, session_start, "
+            f"session_end, event_count, user_tier, {', '.join(FUNNEL_COUNTS)}) "
+            "SELECT session_id, any(user_id), min(timestamp), max(timestamp), count(), "
+            f"any(user_tier), {counts} "
+            f"FROM (SELECT {', '.join(f'{v} AS {k}' for k, v in speed.items())} FROM {rows}) "
+            "GROUP BY session_id"
+        )
+        for topic, condition, key, uuid in (
+            ("events", f"i % 1000 IN {LATE}", "event_id", columns["event_id"]),
+            ("transactions", f"i % 1000 = {LATE[1]}", "transaction_id", tx["transaction_id"]),
+        ):
+            store.execute(
+                "INSERT INTO dead_letters_realtime (dead_lettered_at, source_topic, "
+                "source_partition, source_offset, reason, detail, raw) "
+                f"SELECT {late_at}, '{topic}', i % 6, i, 'late', 'beyond the lateness', "
+                f"{raw(key, uuid)} FROM (SELECT number AS i FROM {chunk}) WHERE {condition}"
+            )
+    # one event the next morning: the speed layer has passed the day and its lateness
+    after = {**speed, "timestamp": d.at(f"{_ms(day + timedelta(days=1))} + 7200000")}
+    store.execute(
+        f"INSERT INTO user_events_realtime ({names}) "
+        f"SELECT {', '.join(after.values())} FROM (SELECT {events} AS i)"
+    )
     store.execute(
         "INSERT INTO dead_letters_realtime (dead_lettered_at, source_topic, source_partition, "
         "source_offset, reason, detail, raw) "
@@ -323,6 +328,9 @@ def main() -> None:
     parser.add_argument("--port-offset", type=int, default=24000)
     args = parser.parse_args()
     settings = bench_settings("reconcile", args.port_offset)
+    # a day's rows in one answer can take longer than the default 30 s on a busy machine
+    serving = settings.serving.model_copy(update={"query_timeout_s": 1800.0})
+    settings = settings.model_copy(update={"serving": serving})
     shutil.rmtree(settings.home / "data", ignore_errors=True)
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)

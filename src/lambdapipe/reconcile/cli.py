@@ -47,7 +47,7 @@ def reconcile_day(
     """Read both layers' rows of `day` (and the truth file, re-tiered by the churn log) and
     compare them; each phase's wall seconds go into `seconds` (read_speed, read_batch,
     compare)."""
-    from lambdapipe.reconcile.layers import batch_rows, speed_rows
+    from lambdapipe.reconcile.layers import read_day
     from lambdapipe.reconcile.truth import read_churn_log, read_truth, retiered, truth_metrics
 
     phases = seconds if seconds is not None else {}
@@ -59,10 +59,7 @@ def reconcile_day(
         if churn is not None:
             doc = retiered(doc, read_churn_log(churn))
         numbers = truth_metrics(doc, day)
-    with timed(phases, "read_speed"):
-        speed = speed_rows(store, day)
-    with timed(phases, "read_batch"):
-        batch = batch_rows(warehouse, day)
+    speed, batch = read_day(store, warehouse, day, phases)
     with timed(phases, "compare"):
         return reconcile(
             day,

@@ -132,9 +132,15 @@ def reconcile(
                 q.format(**flags) for q in (_EVENTS, _TRANSACTIONS, _SESSIONS, _DEAD_LETTERS)
             )
         )
+        for side, rows in (("s", speed), ("b", batch)):
+            con.register(f"{side}_values", rows.values)
         con.execute(
             "CREATE TEMP TABLE measured AS "
-            + " UNION ALL ".join(q for side in ("s", "b") for q in _values(side))
+            + " UNION ALL ".join(
+                f"SELECT metric, key, '{side}' AS side, value "
+                f"FROM {side}_values UNION ALL {_dead_letter_values(side)}"
+                for side in ("s", "b")
+            )
         )
         rows = con.sql(_ASSEMBLE).to_arrow_table().to_pylist()
         evidence = con.sql(
@@ -404,25 +410,13 @@ FROM units GROUP BY ALL)
 """
 
 
-def _values(side: str) -> list[str]:
-    """Each metric's value in one layer (`side`: s or b), by the same definition for both."""
-    count = "CAST(count(*) AS DECIMAL(38, 2))"
-    transactions = (
-        f"SELECT status, user_tier AS tier, 1 AS n, total_amount AS amount FROM {side}_tx"
+def _dead_letter_values(side: str) -> str:
+    """The dead letters of the day in one layer (`side`: s or b), by reason (the other
+    metrics' values come counted by each layer's engine: `LayerRows.values`)."""
+    return (
+        f"SELECT 'dead_letters', {side}_reason, '{side}', CAST(count(*) AS DECIMAL(38, 2)) "
+        f"FROM dl WHERE {side}_reason IS NOT NULL GROUP BY ALL"
     )
-    return [
-        f"SELECT 'events' AS metric, event_type || '/' || user_tier AS key, '{side}' AS side, "
-        f"{count} AS value FROM {side}_ev GROUP BY ALL",
-        f"(WITH u AS ({transactions}) {_transaction_metrics('u', f', {side!r}')})",
-        f"SELECT 'sessions', user_tier, '{side}', {count} FROM {side}_se GROUP BY ALL",
-        f"SELECT 'funnel', 'sessions', '{side}', {count} FROM {side}_se",
-        *(
-            f"SELECT 'funnel', '{step}', '{side}', {count} FROM {side}_se WHERE {column} > 0"
-            for column, step in zip(FUNNEL_COUNTS, STEPS, strict=True)
-        ),
-        f"SELECT 'dead_letters', {side}_reason, '{side}', {count} "
-        f"FROM dl WHERE {side}_reason IS NOT NULL GROUP BY ALL",
-    ]
 
 
 _BY_CAUSE = ", ".join(

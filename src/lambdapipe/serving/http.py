@@ -28,6 +28,8 @@ from lambdapipe.serving.store import (
 )
 
 ARROW_STREAM: Final = "ArrowStream"
+# statements longer than this (characters) go in the request body, not the URL
+LONG_STATEMENT: Final = 8192
 
 
 def arrow_stream_bytes(data: pa.Table) -> bytes:
@@ -73,6 +75,10 @@ class HttpStore(ServingStore):
     ) -> bytes:
         query = {"query": sql, **(settings or {})}
         query.update({f"param_{k}": param_text(v) for k, v in (params or {}).items()})
+        if body is None and len(sql) > LONG_STATEMENT:
+            # URLs have a length limit; ClickHouse reads a statement from the body as well
+            body = sql.encode()
+            del query["query"]
         try:
             response = self._client.post(self.url, params=query, content=body or b"")
         except httpx.HTTPError as exc:

@@ -12,7 +12,7 @@ import pytest
 
 from lambdapipe.errors import Problem
 from lambdapipe.reconcile.compare import Thresholds, reconcile
-from lambdapipe.reconcile.layers import batch_rows, speed_rows
+from lambdapipe.reconcile.layers import read_day
 from lambdapipe.reconcile.truth import read_truth, truth_metrics
 from lambdapipe.serving.embedded import EmbeddedStore
 from lambdapipe.warehouse.duckdb import DuckDBWarehouse
@@ -53,7 +53,7 @@ def test_batch_equal_to_the_truth_passes_and_a_gap_fails_naming_it(
 ) -> None:
     layers = traffic()
     layers.write(store, warehouse)
-    speed, batch = speed_rows(store, DAY), batch_rows(warehouse, DAY)
+    speed, batch = read_day(store, warehouse, DAY)
     right = truth_metrics(truth_of(layers), DAY)
     result = reconcile(DAY, speed, batch, right, lateness=timedelta(0), thresholds=Thresholds())
     assert not result.failed, result.findings

@@ -59,10 +59,15 @@ def bucket_key(session_id: str, engine: Engine) -> str:
 
 def bucket(session_id: str, engine: Engine) -> str:
     """The bucket of a session id column as a number (0 to BUCKETS - 1)."""
+    if engine == "clickhouse":  # the UUID's number, no text: its low bits are the last digits
+        return f"toUInt32(bitAnd(toUInt128({session_id}), {BUCKETS - 1}))"
     return _hex(bucket_key(session_id, engine), DIGITS, engine)
 
 
 def _id8(column: str, engine: Engine) -> str:
+    """The number of an id's first 8 hex digits."""
+    if engine == "clickhouse":
+        return f"toUInt64(bitShiftRight(toUInt128({column}), 96))"
     return _hex(f"substring({_text(column, engine)}, 1, 8)", 8, engine)
 
 
@@ -85,11 +90,13 @@ def fingerprints(engine: Engine, funnel_counts: tuple[str, ...]) -> dict[str, st
 
 
 def digest_sql(engine: Engine, table: str, source: str, funnel_counts: tuple[str, ...]) -> str:
-    """Per bucket of `source` (a FROM item holding the day's units of `table`): units, sum."""
+    """Per bucket of `source` (a FROM item holding the day's units of `table`): units, sum.
+    ClickHouse names the bucket by its number, the warehouse by its key (no hex parsing)."""
     fingerprint = fingerprints(engine, funnel_counts)[table]
+    named = bucket if engine == "clickhouse" else bucket_key
+    key = named("session_id", engine)
     return (
-        f"SELECT {bucket_key('session_id', engine)} AS bucket, count(*) AS n, "
-        f"sum({fingerprint}) AS fp FROM {source} GROUP BY 1"
+        f"SELECT {key} AS bucket, count(*) AS n, sum({fingerprint}) AS fp FROM {source} GROUP BY 1"
     )
 
 
@@ -130,8 +137,17 @@ def differing(speed: dict[str, pa.Table], batch: dict[str, pa.Table], extra: pa.
     try:
         parts = []
         for table in speed:
-            con.register(f"s_{table}", speed[table])
-            con.register(f"b_{table}", batch[table])
+            for side, digests in (("s", speed[table]), ("b", batch[table])):
+                con.register(f"{side}_{table}_raw", digests)
+                key = (
+                    f"lpad(lower(hex(bucket)), {DIGITS}, '0')"  # ClickHouse's: a number
+                    if pa.types.is_integer(digests.schema.field("bucket").type)
+                    else "bucket"
+                )
+                con.execute(
+                    f"CREATE TEMP VIEW {side}_{table} AS "
+                    f"SELECT {key} AS bucket, n, fp FROM {side}_{table}_raw"
+                )
             parts.append(
                 f"SELECT coalesce(s.bucket, b.bucket) AS bucket FROM s_{table} AS s "
                 f"FULL JOIN b_{table} AS b ON s.bucket = b.bucket "

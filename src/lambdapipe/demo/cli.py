@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated
 
 import typer
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from lambdapipe.demo.batch import totals
 from lambdapipe.demo.observe import Snapshot
 from lambdapipe.demo.run import DEFAULT_FAULTS, DemoConfig, DemoResult, run_demo
 from lambdapipe.demo.traffic import ChurnReport
+from lambdapipe.serving.ddl import FUNNEL_STEPS
 from lambdapipe.settings import Settings, get_settings, secrets_file
 
 app = typer.Typer(help="Run the whole real-time pipeline on this machine and watch it.")
@@ -31,13 +34,16 @@ def demo(
     churn_rate: Annotated[
         float, typer.Option(help="dimension changes per second while traffic runs (0 = none)")
     ] = DemoConfig.churn_rate,
+    batch: Annotated[
+        bool, typer.Option(help="then batch run, publish and reconcile the traffic's day(s)")
+    ] = DemoConfig.batch,
     stop: Annotated[bool, typer.Option("--stop", help="stop the stack at the end")] = False,
 ) -> None:
     """Set up, start everything, generate traffic with churn and faults, watch it live."""
     settings = get_settings()
     config = DemoConfig(
         minutes=minutes, rate=rate, users=users, products=products, faults=faults,
-        churn_rate=churn_rate, keep_running=not stop,
+        churn_rate=churn_rate, keep_running=not stop, batch=batch,
     )  # fmt: skip
     dashboard = f"{settings.serving.endpoint}/"
     sign_in = sign_in_hint(settings)
@@ -97,13 +103,13 @@ def summary(result: DemoResult, dashboard: str, running: bool, sign_in: str = ""
     p50, p95 = result.freshness.get("p50"), result.freshness.get("p95")
     counts.add_row("freshness p50 / p95 (event time to written)", f"{_s(p50)} / {_s(p95)}")
 
-    funnel = Table(title="funnel (closed sessions)")
+    funnel = Table(title="realtime funnel (sessions the speed layer has closed)")
     for column in ("step", "sessions", "step rate"):
         funnel.add_column(column, justify="right")
     for step in result.funnel.get("steps", []):
         funnel.add_row(step["step"], f"{step['sessions']:,}", f"{step['step_rate']:.1%}")
 
-    tiers = Table(title="revenue by tier")
+    tiers = Table(title="realtime revenue by tier")
     for column in ("tier", "sessions", "revenue"):
         tiers.add_column(column, justify="right")
     for row in result.tiers:
@@ -113,13 +119,124 @@ def summary(result: DemoResult, dashboard: str, running: bool, sign_in: str = ""
             f"{row.get('revenue', 0):,.2f}",
         )
 
+    parts: list[RenderableType] = [counts, funnel, tiers]
+    if result.batch is not None:
+        parts += lambda_parts(result)
     after = (
         f"The stack is still running: explore {dashboard} ({sign_in}), `lambdapipe status`, "
         '`lambdapipe query sql "SELECT ..."`; stop it with `lambdapipe down`.'
         if running
         else "The stack is stopped (`lambdapipe up` starts it again; data is kept)."
     )
-    return Group(counts, funnel, tiers, after)
+    return Group(*parts, after)
+
+
+# what the summary compares, per metric total: (label, metric of reconcile, money)
+COMPARED = (
+    ("events", "events", False),
+    ("transactions", "transactions_by_tier", False),
+    ("revenue (completed)", "revenue", True),
+    ("gross bookings", "gross_bookings", True),
+    ("sessions", "sessions", False),
+    *((f"funnel: {step}", f"funnel/{step}", False) for step in FUNNEL_STEPS),
+    ("dead letters", "dead_letters", False),
+)
+
+
+def lambda_parts(result: DemoResult) -> list[RenderableType]:
+    """Realtime vs batch vs truth per day with the drift by cause, the watermark, and what the
+    merged API serves."""
+    from lambdapipe.reconcile.compare import CAUSES
+
+    half = result.batch
+    assert half is not None
+    parts: list[RenderableType] = []
+    truth_dead = (
+        sum(result.produced.truth.dead_letters.values()) if result.produced is not None else None
+    )
+    for reconciliation in half.reconciliations:
+        day = reconciliation.day
+        sums, truth = totals(reconciliation), half.truth_totals.get(day, {})
+        table = Table(
+            title=f"{day}: realtime (speed) vs batch vs truth — reconcile: {reconciliation.status}"
+        )
+        for column in ("metric", "realtime", "batch", "truth", "drift (realtime - batch) by cause"):
+            table.add_column(
+                column, justify="left" if column.startswith(("metric", "drift")) else "right"
+            )
+        table.add_column("unexplained", justify="right")
+        for label, metric, money in COMPARED:
+            row = sums.get(metric, {})
+            if metric == "dead_letters":
+                expected = Decimal(truth_dead) if truth_dead is not None else None
+            else:
+                expected = truth.get(metric, Decimal(0))
+            causes = ", ".join(
+                f"{cause} {_num(row[cause], money, signed=cause != 'tier')}"
+                for cause in CAUSES
+                if row.get(cause)
+            )
+            table.add_row(
+                label,
+                _num(row.get("speed", Decimal(0)), money),
+                _num(row.get("batch", Decimal(0)), money),
+                "-" if expected is None else _num(expected, money),
+                causes or "-",
+                _num(row.get("unexplained", Decimal(0)), money),
+            )
+        parts.append(table)
+        for finding in reconciliation.findings:
+            parts.append(f"[red]{finding}[/]")
+        if reconciliation.status == "incomplete":
+            parts.append(
+                f"{day} is incomplete for reconcile: the speed layer has not passed its end "
+                "(its newest event + its lateness); the day is compared as far as the traffic "
+                "went, sessions still open in the speed layer count as `speed_incomplete`."
+            )
+    if not half.truth_by_tier:
+        parts.append(
+            "[yellow]Tier churn ran: the truth's tiers are the population's, not each event's "
+            "tier as of its time, so reconcile compared speed vs batch only (tier moves are the "
+            "`tier` cause); the truth column above is per metric total, which churn does not "
+            "change.[/]"
+        )
+    if result.produced is not None:
+        faults = result.produced.truth
+        parts.append(
+            f"The truth dead letters are the rejected records only; the speed layer adds `late` "
+            f"ones: {faults.late:,} late events and {len(faults.duplicates):,} duplicates sent "
+            "beyond its lateness, which the batch counts once (dead letters: realtime - batch)."
+        )
+    watermark = half.watermark.isoformat() if half.watermark else "none"
+    merged = result.merged_funnel
+    served = Table(
+        title=f"the merged API: batch up to the watermark {watermark}, realtime after "
+        f"(sources: {', '.join(merged.get('sources', [])) or '-'})"
+    )
+    for column in ("answer", "value", "source"):
+        served.add_column(column, justify="right" if column == "value" else "left")
+    served.add_row("funnel: sessions", f"{merged.get('sessions', 0):,}", "")
+    for step in merged.get("steps", []):
+        served.add_row(f"funnel: {step['step']}", f"{step['sessions']:,}", "")
+    for row in result.merged_revenue:
+        served.add_row(
+            f"revenue {str(row.get('bucket'))[:10]}",
+            f"{Decimal(str(row.get('revenue', 0))):,.2f}",
+            str(row.get("source", "")),
+        )
+    for row in result.merged_tiers:
+        served.add_row(
+            f"tier {row.get('user_tier')}: sessions / revenue",
+            f"{row.get('sessions', 0):,} / {Decimal(str(row.get('revenue', 0))):,.2f}",
+            "",
+        )
+    parts.append(served)
+    return parts
+
+
+def _num(value: Decimal, money: bool, signed: bool = False) -> str:
+    text = f"{value:,.2f}" if money else f"{int(value):,}"
+    return f"+{text}" if signed and value > 0 else text
 
 
 def churn_line(report: ChurnReport) -> str:

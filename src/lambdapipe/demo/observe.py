@@ -98,15 +98,25 @@ class Observer:
         p50, p95 = (float(q) / 1000 for q in row["q"])
         return {"p50": p50, "p95": p95}
 
-    def funnel(self) -> dict[str, Any]:
-        return dict(
-            httpx.get(f"{self.api}/funnel", params=_days(), headers=self.headers, timeout=30).json()
-        )
+    def funnel(self, source: str = "merged") -> dict[str, Any]:
+        return dict(self._get("funnel", source))
 
-    def tiers(self) -> list[dict[str, Any]]:
-        return list(
-            httpx.get(f"{self.api}/tiers", params=_days(), headers=self.headers, timeout=30).json()
+    def tiers(self, source: str = "merged") -> list[dict[str, Any]]:
+        return list(self._get("tiers", source))
+
+    def revenue(self, source: str = "merged") -> list[dict[str, Any]]:
+        return list(self._get("revenue", source, interval="day"))
+
+    def _get(self, path: str, source: str, **params: str) -> Any:
+        """An API answer over yesterday to tomorrow, from `source` (merged, realtime, batch)."""
+        response = httpx.get(
+            f"{self.api}/{path}",
+            params={**_days(), "source": source, **params},
+            headers=self.headers,
+            timeout=30,
         )
+        response.raise_for_status()
+        return response.json()
 
 
 def _days() -> dict[str, str]:

@@ -34,11 +34,11 @@ class BatchHalf:
     days: list[date] = field(default_factory=list)
     publications: list[Publication] = field(default_factory=list)
     reconciliations: list[Reconciliation] = field(default_factory=list)
-    # the truth's totals per day and metric (tier-free: exact under churn too)
+    # the truth's totals per day and metric
     truth_totals: dict[date, dict[str, Decimal]] = field(default_factory=dict)
-    # False when dimension churn committed changes: the truth's tiers are the population's
-    truth_by_tier: bool = True
     watermark: date | None = None
+    # why the days were not published (a kept stack whose published days end days ago)
+    not_published: str = ""
 
 
 def traffic_days(truth: dict[str, Any]) -> list[date]:
@@ -75,14 +75,15 @@ def run_batch_half(
     settings: Settings,
     speed_settings: Settings,
     truth_path: Path,
-    churned: bool,
+    churn_log: Path | None,
     say: Say,
 ) -> BatchHalf:
     """Lake catch-up, `batch run --publish` for the traffic's days, reconcile each day.
 
     `speed_settings` carry the speed layer's event-time rules (the batch sessionizes with its
     gap, reconcile judges a day against its lateness);
-    `churned` (dimension changes committed) leaves the truth out of the per-tier comparison.
+    `churn_log` (the tier moves churn committed, when it ran) re-tiers the truth as the batch
+    tiers events, so the three-way comparison holds per tier under churn too.
     """
     from lambdapipe.batch.job import main as run_days
     from lambdapipe.batch.publish import publish
@@ -93,7 +94,7 @@ def run_batch_half(
     from lambdapipe.serving.publish import published
 
     truth = read_truth(truth_path)
-    half = BatchHalf(days=traffic_days(truth), truth_by_tier=not churned)
+    half = BatchHalf(days=traffic_days(truth))
     days = ", ".join(d.isoformat() for d in half.days)
     say("waiting until the lake's archiver has committed everything produced")
     began = time.monotonic()
@@ -107,15 +108,19 @@ def run_batch_half(
     resources = Resources(settings)
     with resources.store() as writer:
         say(f"publishing {days} into the serving store")
-        half.publications = publish(
-            settings, writer, half.days, progress=lambda line: say(f"  {line}")
-        )
+        try:
+            half.publications = publish(
+                settings, writer, half.days, progress=lambda line: say(f"  {line}")
+            )
+        except Problem as exc:  # reconcile needs no publication: go on, and say what to do
+            half.not_published = f"{exc} ({exc.hint})" if exc.hint else str(exc)
+            say(f"  not published: {half.not_published}")
         half.watermark = published(writer).watermark
         with resources.store(role="reader") as reader, resources.warehouse() as warehouse:
             for day in half.days:
-                say(f"reconciling {day}: speed vs batch" + (" vs truth" if not churned else ""))
+                say(f"reconciling {day}: speed vs batch vs truth")
                 result = reconcile_day(
-                    reader, warehouse, day, None if churned else truth_path, speed_settings
+                    reader, warehouse, day, truth_path, speed_settings, churn=churn_log
                 )
                 record_reconciliation(result, writer, warehouse, datetime.now(UTC))
                 half.reconciliations.append(result)

@@ -193,13 +193,8 @@ def lambda_parts(result: DemoResult) -> list[RenderableType]:
                 "(its newest event + its lateness); the day is compared as far as the traffic "
                 "went, sessions still open in the speed layer count as `speed_incomplete`."
             )
-    if not half.truth_by_tier:
-        parts.append(
-            "[yellow]Tier churn ran: the truth's tiers are the population's, not each event's "
-            "tier as of its time, so reconcile compared speed vs batch only (tier moves are the "
-            "`tier` cause); the truth column above is per metric total, which churn does not "
-            "change.[/]"
-        )
+    if half.not_published:
+        parts.append(f"[yellow]Not published: {half.not_published}[/]")
     if result.produced is not None:
         faults = result.produced.truth
         parts.append(

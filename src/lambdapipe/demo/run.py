@@ -48,6 +48,9 @@ class DemoConfig:
     seed: int = 42
     faults: str = DEFAULT_FAULTS
     churn_rate: float = 2.0
+    # churn moves the tiers of this share of the users only, whose every event the truth
+    # records: reconcile re-tiers the truth by the churn log, exact under churn too
+    watch_share: float = 0.02
     keep_running: bool = True
     # then the batch half: batch run, publication, reconciliation of the traffic's day(s)
     batch: bool = True
@@ -80,6 +83,7 @@ class DemoResult:
     freshness: dict[str, float | None] = field(default_factory=dict)
     churn: ChurnReport = field(default_factory=ChurnReport)
     truth_path: Path | None = None
+    churn_log: Path | None = None  # every tier move churn committed, with its commit time
     caught_up: bool = False
     # the merged answers after publication (batch up to the watermark, realtime after)
     merged_funnel: dict[str, Any] = field(default_factory=dict)
@@ -149,7 +153,7 @@ def run_demo(settings: Settings, config: DemoConfig, say: Say, watch: Watch) -> 
                     settings,
                     config.speed_settings(settings),
                     truth_path,
-                    churned=result.churn.changes > 0,
+                    result.churn_log if result.churn.changes else None,
                     say=say,
                 ),
             )
@@ -209,6 +213,7 @@ def _traffic(
         products=config.products,
         faults=config.faults,
         truth=truth_path,
+        watch_share=config.watch_share,
     )
     run_config = dataclasses.replace(
         run_config,
@@ -220,6 +225,8 @@ def _traffic(
         },
     )
 
+    churn_log = result.churn_log = truth_path.with_name("churn.jsonl")
+
     def churner(on_change: Callable[[ChurnResult], None]) -> ChurnResult:
         return churn(
             settings,
@@ -227,6 +234,8 @@ def _traffic(
             duration_s=config.minutes * 60,
             seed=config.seed,
             on_change=on_change,
+            watch_share=config.watch_share,
+            log=churn_log,
         )
 
     traffic = run_traffic(

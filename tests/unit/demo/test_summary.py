@@ -64,8 +64,8 @@ def test_the_summary_shows_realtime_batch_truth_the_drift_and_the_merged_answers
         days=[DAY],
         reconciliations=[reconciliation()],
         truth_totals={DAY: {"events": Decimal(120), "funnel/page_view": Decimal(41)}},
-        truth_by_tier=False,
         watermark=DAY,
+        not_published="2026-12-02 is not next to the published days",
     )
     result = DemoResult(
         produced=Summary(valid_events=120, truth=Truth(late=5, duplicates=["a", "b"])),
@@ -78,5 +78,5 @@ def test_the_summary_shows_realtime_batch_truth_the_drift_and_the_merged_answers
     text = console.export_text()
     assert "realtime (speed) vs batch vs truth" in text and "incomplete" in text
     assert "late -5, tier 1" in text and "late +7" in text
-    assert "watermark 2026-12-02" in text and "Tier churn ran" in text
+    assert "watermark 2026-12-02" in text and "Not published: 2026-12-02 is not next" in text
     assert "5 late events and 2 duplicates" in text

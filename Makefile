@@ -29,10 +29,11 @@ test-unit: setup ## Run the fast unit tests only
 test-integration: setup ## Run the tests that start the local stack
 	@$(UV) pytest -m "integration or e2e" $(PYTEST_ARGS)
 
-lint: setup ## ruff (lint + format check) and mypy
+lint: setup ## ruff (lint incl. the security rules, format check), mypy, a secrets scan of the tracked files
 	@$(UV) ruff check src tests bench
 	@$(UV) ruff format --check src tests bench
 	@$(UV) mypy
+	@git ls-files -z | grep -zv '^uv.lock$$' | xargs -0 $(UV) detect-secrets-hook
 
 format: setup ## Format the code with ruff
 	@$(UV) ruff check --fix src tests bench

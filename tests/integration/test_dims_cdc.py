@@ -248,6 +248,7 @@ def test_heartbeats_let_the_idle_slot_catch_up(dims: Settings) -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
+        # pragma: allowlist nextline secret (a test's wrong password)
         ({"LAMBDAPIPE_POSTGRES__DEBEZIUM_PASSWORD": "wrong"}, "password authentication failed"),
         ({"LAMBDAPIPE_POSTGRES__PORT": "1"}, "cannot connect to PostgreSQL"),
     ],

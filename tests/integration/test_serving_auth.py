@@ -144,6 +144,7 @@ def test_clickhouse_connect_reads_as_a_reader(serve: Settings, loaded: int) -> N
     with pytest.raises(clickhouse_connect.driver.exceptions.DatabaseError):
         clickhouse_connect.get_client(
             host=serving.host, port=serving.port, username=serving.reader_user,
+            # pragma: allowlist nextline secret (a test's wrong password)
             password="wrong", proxy_path="/clickhouse",
         )  # fmt: skip
 

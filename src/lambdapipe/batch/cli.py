@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.console import Console
@@ -141,8 +141,7 @@ def _print_publications(publications: list[dict[str, object]]) -> None:
             column, justify="right" if column in ("events", "sessions", "transactions") else "left"
         )
     for p in publications:
-        rows = p["rows"]
-        assert isinstance(rows, dict)
+        rows = cast("dict[str, int]", p["rows"])
         what = "published" if p["published"] else "[yellow]already published: nothing to do[/]"
         table.add_row(
             str(p["day"]),

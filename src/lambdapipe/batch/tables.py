@@ -115,7 +115,7 @@ def replace_day(
     ensure(spark, settings, table, rows.schema)
     name = qualified(settings, table)
     if expected_rows == 0:
-        spark.sql(f"DELETE FROM {name} WHERE {day_predicate(table, day)}")
+        spark.sql(f"DELETE FROM {name} WHERE {day_predicate(table, day)}")  # noqa: S608
         return
     aligned(spark, settings, table, rows).writeTo(name).overwritePartitions()
 

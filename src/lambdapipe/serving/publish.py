@@ -65,7 +65,7 @@ class Published:
 def published(store: ServingStore) -> Published:
     """The first and the last (the watermark) published day."""
     row = store.query_rows(
-        f"SELECT minOrNull(day) AS first, maxOrNull(day) AS last FROM {PUBLICATIONS}"
+        f"SELECT minOrNull(day) AS first, maxOrNull(day) AS last FROM {PUBLICATIONS}"  # noqa: S608
     )[0]
     return Published(row["first"], row["last"])
 
@@ -73,7 +73,7 @@ def published(store: ServingStore) -> Published:
 def run_of(store: ServingStore, day: date) -> str | None:
     """The batch run `day` was last published from, if it was."""
     rows = store.query_rows(
-        f"SELECT argMax(run_id, published_at) AS run_id, count() AS n FROM {PUBLICATIONS} "
+        f"SELECT argMax(run_id, published_at) AS run_id, count() AS n FROM {PUBLICATIONS} "  # noqa: S608
         "WHERE day = {day:Date}",
         {"day": day},
     )
@@ -131,7 +131,7 @@ def _stage(store: ServingStore, realtime: str, rows: Rows) -> int:
         sent += store.insert_arrow(
             staging, piece.select([n for n in piece.column_names if n in known])
         )
-    staged = int(store.query_rows(f"SELECT count() AS n FROM {staging}")[0]["n"])
+    staged = int(store.query_rows(f"SELECT count() AS n FROM {staging}")[0]["n"])  # noqa: S608
     if staged != sent:
         raise Problem(f"staging {realtime}: sent {sent} rows, the store holds {staged}")
     return sent
@@ -139,7 +139,8 @@ def _stage(store: ServingStore, realtime: str, rows: Rows) -> int:
 
 def _day_rows(store: ServingStore, table: str, day_of: str, day: date) -> int:
     rows = store.query_rows(
-        f"SELECT count() AS n FROM {table} WHERE {day_of} = {{day:Date}}", {"day": day}
+        f"SELECT count() AS n FROM {table} WHERE {day_of} = {{day:Date}}",  # noqa: S608
+        {"day": day},
     )
     return int(rows[0]["n"])
 
@@ -185,7 +186,7 @@ def publish_staged(
     _check_unbroken(store, day)
     counts = {
         realtime.removesuffix("_realtime"): int(
-            store.query_rows(f"SELECT count() AS n FROM {staging}")[0]["n"]
+            store.query_rows(f"SELECT count() AS n FROM {staging}")[0]["n"]  # noqa: S608
         )
         for realtime, staging in STAGED_SOURCES.items()
     }

@@ -80,7 +80,7 @@ class ServingSink:
             "reading the speed layer's watermark",
             SPEED_WATERMARKS,
             lambda: self.store.query_rows(
-                f"SELECT newest FROM {SPEED_WATERMARKS} FINAL "
+                f"SELECT newest FROM {SPEED_WATERMARKS} FINAL "  # noqa: S608
                 "WHERE query_id = {query:String} AND batch_id < {batch:UInt64} "
                 "ORDER BY batch_id DESC LIMIT 1",
                 {"query": query_id, "batch": batch_id},

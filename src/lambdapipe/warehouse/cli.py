@@ -60,13 +60,13 @@ def status() -> None:
     with resources.warehouse() as wh:
         for name in RAW_TABLES:
             row = wh.query_arrow(
-                f"select count(*) as n, count(distinct batch_day) as days, max(loaded_at) as newest"
+                f"select count(*) as n, count(distinct batch_day) as days, max(loaded_at) as newest"  # noqa: S608
                 f" from {SCHEMA}.{name}"
             ).to_pylist()[0]
             table.add_row(f"{SCHEMA}.{name}", str(row["n"]), str(row["days"]), str(row["newest"]))
         for mart in MARTS:
             try:
-                n = wh.query_arrow(f"select count(*) as n from marts.{mart}").to_pylist()[0]["n"]
+                n = wh.query_arrow(f"select count(*) as n from marts.{mart}").to_pylist()[0]["n"]  # noqa: S608
             except Exception:  # a mart dbt has not built yet
                 n = "not built"
             table.add_row(f"marts.{mart}", str(n), "", "")

@@ -63,9 +63,9 @@ class DuckDBWarehouse(Warehouse):
         cursor = self.conn.cursor()
         try:
             cursor.execute("BEGIN TRANSACTION")
-            cursor.execute(f"DELETE FROM {name} WHERE {day_column} = ?", [day])
+            cursor.execute(f"DELETE FROM {name} WHERE {day_column} = ?", [day])  # noqa: S608
             cursor.register("lambdapipe_load", rows)
-            cursor.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM lambdapipe_load")
+            cursor.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM lambdapipe_load")  # noqa: S608
             cursor.execute("COMMIT")
         except Exception:
             cursor.execute("ROLLBACK")

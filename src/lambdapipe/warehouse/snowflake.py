@@ -111,7 +111,7 @@ class SnowflakeWarehouse(Warehouse):
                 )
                 try:
                     cursor.execute("BEGIN")
-                    cursor.execute(f"DELETE FROM {name} WHERE {day_column} = %s", (day,))
+                    cursor.execute(f"DELETE FROM {name} WHERE {day_column} = %s", (day,))  # noqa: S608
                     if written:
                         cursor.execute(
                             f"COPY INTO {name} FROM @{STAGE}/{path.name} "

@@ -55,7 +55,9 @@ def test_store_users_sign_in(headers: dict[str, str], role: str) -> None:
         ({"x-clickhouse-user": "lambdapipe_reader"}, {}, "wrong"),
         ({"x-clickhouse-user": "default", "x-clickhouse-key": ""}, {}, "wrong"),
         ({"authorization": "Basic !!notbase64"}, {}, "authentication required"),
+        # pragma: allowlist nextline secret (a test's wrong password)
         ({}, {"user": "lambdapipe_reader", "password": "r-secret-2"}, "in the URL are refused"),
+        # pragma: allowlist nextline secret (a test's wrong password)
         ({**READER}, {"password": "r-secret-2"}, "in the URL are refused"),
     ],
 )

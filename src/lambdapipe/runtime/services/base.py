@@ -81,7 +81,7 @@ def java_binary() -> str:
     java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
     if not java or not Path(java).exists():
         raise Problem("Java 17+ is required and was not found", hint="run `make setup`")
-    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr  # noqa: S603
     try:
         version = out.split('"')[1]
         major = int(version.split(".")[0])

@@ -129,7 +129,7 @@ class KafkaNode(Service):
         return path.read_text().strip()
 
     def _format_storage(self) -> None:
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603
             [
                 java_binary(),
                 "-Xmx256m",

@@ -108,7 +108,7 @@ class Postgres(Service):
         pwfile.chmod(0o600)
         self._chown(pwfile)
         try:
-            result = subprocess.run(
+            result = subprocess.run(  # noqa: S603
                 [
                     str(postgres_bindir() / "initdb"),
                     "-D",

@@ -6,8 +6,8 @@ day, reconciliation with the truth) and the checks: the realtime numbers differ 
 by exactly the late events and the late repeats, the merged API answers the truth, reconcile
 explains every difference and finds batch = truth; freshness; the dashboard.
 
-Tier churn is off here: the truth's per-tier numbers are the population's tiers, so they are only
-exact when tiers do not move (the speed layer's tier-change test covers churn).
+Tier churn runs (1 change/s, tier moves among the watched 2% of the users): the truth re-tiered
+by the churn log (`reconcile/truth.retiered`) is what the batch and the merged answers equal.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from rich.console import Console
 
 from lambdapipe.demo.cli import summary
 from lambdapipe.demo.run import DemoConfig, DemoResult, run_demo
+from lambdapipe.reconcile.truth import read_churn_log, retiered
 from lambdapipe.resources import Resources
 from lambdapipe.runtime.stack import Stack
 from lambdapipe.serving.auth import api_headers
@@ -61,7 +62,7 @@ CONFIG = DemoConfig(
     rate=500.0,
     # the top products answer (at most 100) then holds every product: its sums are the truth's
     products=100,
-    churn_rate=0.0,
+    churn_rate=1.0,
     faults="duplicate=0.004:150s,late=0.004:100s,malformed=0.001,schema=0.002,unknown_user=0.002",
     # the generator paces event time by the wall clock: a stalled generator (a busy CI machine)
     # pauses every session, so the gap must be well above such stalls
@@ -188,19 +189,23 @@ def check_reconciliation(result: DemoResult, truth: dict[str, Any]) -> None:
     assert result.batch is not None
     faults = truth["faults"]
     late = {"events": Decimal(0), "dead_letters": Decimal(0)}
+    moved: Counter[str] = Counter()  # per metric, the tier moves' differences: 0 in total
     for day in result.batch.reconciliations:
         assert not day.failed, day.findings
         assert day.status in ("ok", "incomplete"), day.status
         for row in day.rows:
             assert row["unexplained"] == 0, row
             assert row["batch_vs_truth"] in (None, 0), row
-            assert row["duplicate"] == 0 and row["tier"] == 0, row
+            assert row["duplicate"] == 0, row
             if row["metric"] in late:
                 late[row["metric"]] += row["late"]
             if row["metric"].startswith("transactions") or row["metric"] in (
                 "revenue", "gross_bookings", "refunds",
             ):  # fmt: skip
-                assert row["diff"] == 0, row  # the faults are on events only
+                # the faults are on events only: what differs is a tier moved in between
+                assert row["diff"] == row["tier"], row
+                moved[row["metric"].split("/")[0]] += row["diff"]
+    assert all(total == 0 for total in moved.values()), moved
     # the late events are missing from speed; every late record is one more speed dead letter
     assert late == {
         "events": -faults["late_events"],
@@ -229,7 +234,9 @@ def test_demo_end_to_end() -> None:
         days = result.batch.days
         assert [p.day for p in result.batch.publications] == days
         assert all(p.published for p in result.batch.publications)
-        check_merged_api(settings, truth, days)
+        assert result.churn.changes > 0 and result.churn_log is not None
+        tiered = retiered(truth, read_churn_log(result.churn_log))
+        check_merged_api(settings, tiered, days)
         check_reconciliation(result, truth)
         # the summary renders (realtime vs batch vs truth, the drift, the merged answers)
         Console(width=160, record=True).print(summary(result, "dashboard", running=True))

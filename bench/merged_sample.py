@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from lambdapipe.speed.sessionize import EVENT_COUNTS
+
 USERS: Final = 100_000
 PRODUCTS: Final = 10_000
 EVENTS_PER_SESSION: Final = 10
@@ -82,18 +84,7 @@ def sessions_sql(target: str, events: str, where: str = "1") -> str:
     """INSERT into `target` of one row per session of the `events` rows matching `where`: what
     the speed layer's sessionizer emits when the session closes."""
     counts = ",\n    ".join(
-        f"toUInt16(countIf(event_type = '{kind}')) AS {column}"
-        for kind, column in (
-            ("page_view", "page_views"),
-            ("product_view", "product_views"),
-            ("search", "searches"),
-            ("add_to_cart", "add_to_carts"),
-            ("remove_from_cart", "remove_from_carts"),
-            ("checkout_start", "checkout_starts"),
-            ("purchase", "purchases"),
-            ("login", "logins"),
-            ("logout", "logouts"),
-        )
+        f"toUInt16(countIf(event_type = '{kind}')) AS {column}" for kind, column in EVENT_COUNTS
     )
     return f"""INSERT INTO {target} (session_id, user_id, session_start, session_end, duration_s,
     event_count, page_views, product_views, searches, add_to_carts, remove_from_carts,

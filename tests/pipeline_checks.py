@@ -10,10 +10,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import orjson
 from confluent_kafka import Consumer, Producer
 
 from lambdapipe.lake.offsets import KafkaOffsets
+from lambdapipe.serving.auth import api_headers
 from lambdapipe.serving.store import ServingStore
 from lambdapipe.settings import Settings
 from lambdapipe.topics import quiet
@@ -217,3 +219,15 @@ def check_sessions(store: ServingStore, truth: dict[str, Any]) -> None:
         if actual != wanted:
             mismatched.append((session_id, actual, wanted))
     assert not mismatched, mismatched[:5]
+
+
+def api(settings: Settings, path: str, **params: str) -> Any:
+    """GET /api/<path> with the API token; the answer's JSON (any other status fails)."""
+    response = httpx.get(
+        f"{settings.serving.endpoint}/api/{path}",
+        params=params,
+        headers=api_headers(settings.serving),
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()

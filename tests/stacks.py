@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,3 +49,23 @@ def running_stack(settings: Settings) -> Iterator[Stack]:
     finally:
         local.down(purge=True, progress=lambda line: None)
         shutil.rmtree(settings.home, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_alone(home: Path) -> Iterator[Settings]:
+    """`lambdapipe serve` supervised by the stack, on a free port with its own home and
+    generated secrets, for a module's fixture: its settings, stopped after."""
+    settings = Settings(
+        _env_file=ensure_local_secrets(home),  # type: ignore[call-arg]
+        home=home,
+        serving={"port": free_port()},  # type: ignore[arg-type]
+    )
+    stack = Stack(settings)
+    stack.up(["serving"], progress=lambda line: None)
+    yield settings
+    stack.down(["serving"], progress=lambda line: None)

@@ -20,7 +20,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from rich.console import Console
@@ -30,7 +29,6 @@ from lambdapipe.demo.run import DemoConfig, DemoResult, run_demo
 from lambdapipe.reconcile.truth import read_churn_log, retiered
 from lambdapipe.resources import Resources
 from lambdapipe.runtime.stack import Stack
-from lambdapipe.serving.auth import api_headers
 from lambdapipe.serving.store import ServingStore
 from lambdapipe.settings import Settings
 from tests import pipeline_checks as checks
@@ -89,17 +87,6 @@ def screenshot_dashboard(url: str, token: str, expected: dict[str, Any]) -> dict
     return shown
 
 
-def api(settings: Settings, path: str, **params: str) -> Any:
-    response = httpx.get(
-        f"{settings.serving.endpoint}/api/{path}",
-        params=params,
-        headers=api_headers(settings.serving),
-        timeout=60,
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 def check_realtime_against_truth(
     settings: Settings, store: ServingStore, truth: dict[str, Any]
 ) -> None:
@@ -146,13 +133,13 @@ def check_realtime_against_truth(
 def check_merged_api(settings: Settings, truth: dict[str, Any], days: list[date]) -> None:
     """The merged answers (all from the published batch days) equal the truth."""
     span = {"start": days[0].isoformat(), "end": days[-1].isoformat()}
-    funnel = api(settings, "funnel", **span)
+    funnel = checks.api(settings, "funnel", **span)
     assert funnel["watermark"] == days[-1].isoformat() and funnel["sources"] == ["batch"]
     assert funnel["sessions"] == len(truth["sessions"]) == truth["funnel"]["sessions"]
     steps = {s["step"]: s["sessions"] for s in funnel["steps"]}
     assert steps["page_view"] == truth["funnel"]["page_view"]
-    assert api(settings, "funnel", source="batch", **span) == funnel | {"source": "batch"}
-    tiers = {r["user_tier"]: r for r in api(settings, "tiers", **span)}
+    assert checks.api(settings, "funnel", source="batch", **span) == funnel | {"source": "batch"}
+    tiers = {r["user_tier"]: r for r in checks.api(settings, "tiers", **span)}
     sessions = truth["sessions"]
     assert {t: r["sessions"] for t, r in tiers.items()} == Counter(s["tier"] for s in sessions)
     for tier, row in tiers.items():
@@ -160,7 +147,7 @@ def check_merged_api(settings: Settings, truth: dict[str, Any], days: list[date]
         assert row["converted_sessions"] == sum(s["converted"] for s in mine), tier
         gross = sum((Decimal(s["gross_bookings"]) for s in mine), Decimal(0))
         assert Decimal(str(row["revenue"])).quantize(Decimal("0.01")) == gross, tier
-    revenue = api(settings, "revenue", interval="day", **span)
+    revenue = checks.api(settings, "revenue", interval="day", **span)
     assert [(r["bucket"][:10], r["source"]) for r in revenue] == [
         (d.isoformat(), "batch") for d in days
     ]
@@ -168,7 +155,7 @@ def check_merged_api(settings: Settings, truth: dict[str, Any], days: list[date]
         completed = truth["revenue_by_day"].get(row["bucket"][:10], {})
         expected = sum((Decimal(v) for v in completed.values()), Decimal(0))
         assert Decimal(str(row["revenue"])).quantize(Decimal("0.01")) == expected
-    products = api(settings, "products/top", limit="100", **span)
+    products = checks.api(settings, "products/top", limit="100", **span)
     assert products and all(p["category"] and p["name"] != p["product_id"] for p in products)
     by_type = truth["totals"]["by_event_type"]
     for kind, column in (
@@ -242,7 +229,7 @@ def test_demo_end_to_end() -> None:
         Console(width=160, record=True).print(summary(result, "dashboard", running=True))
 
         span = {"start": days[0].isoformat(), "end": days[-1].isoformat()}
-        funnel = api(settings, "funnel", **span)
+        funnel = checks.api(settings, "funnel", **span)
         token = settings.serving.api_token.get_secret_value()
         shown = screenshot_dashboard(settings.serving.endpoint, token, funnel)
         assert shown == {step["step"]: step["sessions"] for step in funnel["steps"]}

@@ -28,7 +28,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import psycopg
 import pyarrow as pa
@@ -42,11 +41,10 @@ from lambdapipe.ingest import cdc
 from lambdapipe.ingest.load import load_dimensions
 from lambdapipe.resources import Resources
 from lambdapipe.runtime.stack import Stack
-from lambdapipe.serving.auth import api_headers
 from lambdapipe.serving.ddl import FUNNEL_STEP_COUNTS, FUNNEL_STEPS
 from lambdapipe.settings import Settings, as_environment
 from lambdapipe.topics import quiet
-from tests.pipeline_checks import produced, send_event
+from tests.pipeline_checks import api, produced, send_event
 from tests.stacks import PORT_OFFSET, STACK_NAME, running_stack, stack_settings
 from tests.warehouse_sample import COUNTS
 
@@ -686,17 +684,6 @@ def test_product_performance_adds_up_to_the_truth_with_the_catalogue(
 
 
 # ---- batch publication into the serving store and the merged API (issue 16, H1) ---------------
-
-
-def api(settings: Settings, path: str, **params: str) -> Any:
-    response = httpx.get(
-        f"{settings.serving.endpoint}/api/{path}",
-        params=params,
-        headers=api_headers(settings.serving),
-        timeout=60,
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def test_the_published_day_answers_the_merged_api_as_the_truth(

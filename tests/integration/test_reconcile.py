@@ -15,7 +15,6 @@ finding names what is missing by count, not by partition and offsets.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import zlib
@@ -36,10 +35,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from lambdapipe.contracts.clickhouse import enriched_columns
 from lambdapipe.generator.population import products, users
 from lambdapipe.resources import Resources
-from lambdapipe.runtime.stack import Stack
 from lambdapipe.serving.http import HttpStore
-from lambdapipe.settings import Settings, as_environment, ensure_local_secrets
+from lambdapipe.settings import Settings, as_environment
 from lambdapipe.warehouse.raw import arrow_schema
+from tests.stacks import serve_alone
 from tests.warehouse_sample import COUNTS, session_key
 
 pytestmark = pytest.mark.integration
@@ -49,12 +48,6 @@ USERS, PRODUCTS, SEED, EVENTS = 200, 40, 31, 3_000
 DAY = datetime.now(UTC).date() - timedelta(days=2)
 HIDDEN_PARTITION = 0
 MONEY = frozenset({"unit_price", "discount_amount", "tax_amount", "total_amount"})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def parse(stamp: str) -> datetime:
@@ -185,17 +178,7 @@ def hidden_of_day(traffic: Traffic) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """`lambdapipe serve` supervised by the stack, on a free port with its own home."""
-    home = tmp_path_factory.mktemp("reconcile-home")
-    settings = Settings(
-        _env_file=ensure_local_secrets(home),  # type: ignore[call-arg]
-        home=home,
-        serving={"port": free_port()},  # type: ignore[arg-type]
-    )
-    stack = Stack(settings)
-    stack.up(["serving"], progress=lambda line: None)
-    yield settings
-    stack.down(["serving"], progress=lambda line: None)
+    yield from serve_alone(tmp_path_factory.mktemp("reconcile-home"))
 
 
 def lambdapipe(settings: Settings, *args: str) -> subprocess.CompletedProcess[bytes]:

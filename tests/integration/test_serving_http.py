@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,36 +13,19 @@ import pytest
 
 from bench.serving_sample import make_batch
 from lambdapipe.resources import Resources
-from lambdapipe.runtime.stack import Stack
 from lambdapipe.serving import queries
 from lambdapipe.serving.ddl import MATERIALIZED_VIEWS, TABLES
 from lambdapipe.serving.http import HttpStore
 from lambdapipe.serving.store import Refused
-from lambdapipe.settings import Settings, ensure_local_secrets
+from lambdapipe.settings import Settings
+from tests.stacks import serve_alone
 
 pytestmark = pytest.mark.integration
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """`lambdapipe serve` supervised by the stack, on a free port with its own home and
-    generated secrets; its settings."""
-    home = tmp_path_factory.mktemp("serve-home")
-    settings = Settings(
-        _env_file=ensure_local_secrets(home),  # type: ignore[call-arg]
-        home=home,
-        serving={"port": free_port()},  # type: ignore[arg-type]
-    )
-    stack = Stack(settings)
-    stack.up(["serving"], progress=lambda line: None)
-    yield settings
-    stack.down(["serving"], progress=lambda line: None)
+    yield from serve_alone(tmp_path_factory.mktemp("serve-home"))
 
 
 @pytest.fixture
